@@ -1,0 +1,125 @@
+use std::io::{Cursor, Write};
+
+use ::zip::write::SimpleFileOptions;
+
+use super::*;
+
+fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, content) in files {
+        writer.start_file(*name, SimpleFileOptions::default()).expect("start entry");
+        writer.write_all(content).expect("write entry");
+    }
+    writer.finish().expect("finish zip").into_inner()
+}
+
+fn sevenz_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = sevenz_rust2::ArchiveWriter::new(Cursor::new(Vec::new())).expect("7z writer");
+    for (name, content) in files {
+        writer
+            .push_archive_entry(sevenz_rust2::ArchiveEntry::new_file(name), Some(*content))
+            .expect("push 7z entry");
+    }
+    writer.finish().expect("finish 7z").into_inner()
+}
+
+fn write_temp(bytes: &[u8], name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    (dir, path)
+}
+
+fn paths(listing: &Listing) -> Vec<String> {
+    listing.entries.iter().map(|entry| entry.path.clone()).collect()
+}
+
+#[test]
+fn zip_named_7z_is_read_as_zip() {
+    let bytes = zip_bytes(&[("Program Files\\Cisco\\AMP\\local.xml", b"<config/>")]);
+    let (_dir, path) = write_temp(&bytes, "bundle.7z");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert_eq!(listing.format, InputFormat::Zip);
+    assert_eq!(paths(&listing), ["Program Files/Cisco/AMP/local.xml"]);
+}
+
+#[test]
+fn nested_archives_are_opened() {
+    let inner = zip_bytes(&[("Program Files/Cisco/AMP/local.xml", b"<config/>")]);
+    let outer = zip_bytes(&[("case/CiscoAMP_Support_Tool.7z", &inner), ("notes.txt", b"hello")]);
+    let (_dir, path) = write_temp(&outer, "case.zip");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert_eq!(
+        paths(&listing),
+        ["case/CiscoAMP_Support_Tool.7z!/Program Files/Cisco/AMP/local.xml", "notes.txt"]
+    );
+    let content = read_entry_bytes(&listing.entries[0], 1024).expect("read nested entry");
+    assert_eq!(content, b"<config/>");
+}
+
+#[test]
+fn nesting_depth_is_limited() {
+    let mut bytes = zip_bytes(&[("local.xml", b"<config/>")]);
+    for level in 0..4 {
+        bytes = zip_bytes(&[(&format!("level{level}.zip"), &bytes)]);
+    }
+    let (_dir, path) = write_temp(&bytes, "deep.zip");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert!(listing.entries.is_empty());
+    assert!(listing.warnings.iter().any(|w| w.contains("--max-depth")), "{:?}", listing.warnings);
+}
+
+#[test]
+fn real_7z_is_read() {
+    let bytes = sevenz_bytes(&[
+        ("Program Files/Cisco/AMP/local.xml", b"<config/>"),
+        ("Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log", b"(1, +0 ms) May 18 16:54:33 [1]: A::B: c\n"),
+        ("Program Files/Cisco/AMP/history.db", b"SQLite format 3\0"),
+    ]);
+    let (_dir, path) = write_temp(&bytes, "bundle.zip");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert_eq!(listing.format, InputFormat::SevenZip);
+    assert_eq!(
+        paths(&listing),
+        ["Program Files/Cisco/AMP/local.xml", "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"]
+    );
+}
+
+#[test]
+fn truncated_zip_is_a_damaged_archive() {
+    let bytes = zip_bytes(&[("Program Files/Cisco/AMP/local.xml", &[b'x'; 4000])]);
+    let (_dir, path) = write_temp(&bytes[..bytes.len() / 2], "cut.zip");
+    let err = list(&path, &Limits::default()).expect_err("truncated zip fails");
+    assert!(matches!(err, Error::DamagedArchive { .. }), "{err}");
+}
+
+#[test]
+fn entry_count_is_limited() {
+    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("f{i}.txt"), vec![b'a'])).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    let (_dir, path) = write_temp(&zip_bytes(&refs), "many.zip");
+    let limits = Limits {
+        max_entries: 10,
+        ..Limits::default()
+    };
+    let err = list(&path, &limits).expect_err("too many entries");
+    assert!(err.to_string().contains("--max-entries"), "{err}");
+}
+
+#[test]
+fn directory_bundle_is_walked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let amp = dir.path().join("Program Files/Cisco/AMP/8.1.7.21417");
+    std::fs::create_dir_all(&amp).expect("create dirs");
+    std::fs::write(amp.join("sfc.exe.log"), b"line\n").expect("write log");
+    let listing = list(dir.path(), &Limits::default()).expect("listing");
+    assert_eq!(listing.format, InputFormat::Directory);
+    assert_eq!(paths(&listing), ["Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"]);
+}
+
+#[test]
+fn member_paths_are_normalized() {
+    assert_eq!(normalize_member_path("C:\\Program Files\\Cisco\\AMP\\local.xml"), "Program Files/Cisco/AMP/local.xml");
+    assert_eq!(normalize_member_path("/./a//b/"), "a/b");
+    assert_eq!(normalize_member_path("../../etc/passwd"), "../../etc/passwd");
+}

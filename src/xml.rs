@@ -1,0 +1,293 @@
+//! Reading `local.xml` and `policy.xml` into flat `path = text` pairs, then
+//! into typed settings. Entities declared in a DTD are never expanded, so an
+//! entity-expansion bomb stays a few bytes of literal text.
+
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use serde::Serialize;
+
+/// Characters kept from one text node; longer values are cut.
+const MAX_TEXT_CHARS: usize = 64 * 1024;
+
+/// An XML document as `(element path, text)` pairs, paths made of local
+/// names (namespace prefixes dropped) joined by `/`.
+#[derive(Debug, Default)]
+pub struct FlatXml {
+    pub values: Vec<(String, String)>,
+}
+
+impl FlatXml {
+    /// Returns the text of the first element whose path ends with `suffix`
+    /// at a segment boundary, as XPath `//suffix` would find it.
+    pub fn find(&self, suffix: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(path, _)| path == suffix || path.ends_with(&format!("/{suffix}")))
+            .map(|(_, text)| text.as_str())
+    }
+}
+
+/// Parses XML into its text values. Returns what was read before a syntax
+/// error together with the error's description.
+pub fn flatten(bytes: &[u8]) -> (FlatXml, Option<String>) {
+    let text = crate::text::decode_document(bytes);
+    let mut reader = Reader::from_str(&text);
+    reader.config_mut().trim_text(true);
+    reader.config_mut().check_end_names = false;
+
+    let mut stack: Vec<String> = Vec::new();
+    let mut flat = FlatXml::default();
+    let mut current = String::new();
+    loop {
+        let event = match reader.read_event() {
+            Ok(event) => event,
+            Err(err) => {
+                let position = reader.error_position();
+                return (flat, Some(format!("malformed XML at byte {position}: {err}")));
+            }
+        };
+        match event {
+            Event::Start(start) => {
+                flush(&stack, &mut current, &mut flat);
+                stack.push(String::from_utf8_lossy(start.local_name().as_ref()).into_owned());
+            }
+            Event::Empty(_) => {}
+            Event::End(_) => {
+                flush(&stack, &mut current, &mut flat);
+                stack.pop();
+            }
+            Event::Text(text) => append(&mut current, &text.xml_content().unwrap_or_default()),
+            Event::CData(data) => append(&mut current, &String::from_utf8_lossy(&data)),
+            Event::GeneralRef(reference) => {
+                let name = reference.decode().unwrap_or_default();
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(ch)) => ch.to_string(),
+                    _ => match resolve_predefined_entity(&name) {
+                        Some(value) => value.to_string(),
+                        // Entities from a DTD stay literal text.
+                        None => format!("&{name};"),
+                    },
+                };
+                append(&mut current, &resolved);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (flat, None)
+}
+
+fn append(current: &mut String, piece: &str) {
+    let room = MAX_TEXT_CHARS.saturating_sub(current.chars().count());
+    current.extend(piece.chars().take(room));
+}
+
+fn flush(stack: &[String], current: &mut String, flat: &mut FlatXml) {
+    let text = current.trim();
+    if !text.is_empty() && !stack.is_empty() {
+        flat.values.push((stack.join("/"), text.to_string()));
+    }
+    current.clear();
+}
+
+/// What `local.xml` says about the connector and its definitions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LocalXml {
+    pub connector_guid: Option<String>,
+    pub business_guid: Option<String>,
+    pub tetra_version: Option<String>,
+    /// Unix epoch seconds (UTC).
+    pub last_update: Option<i64>,
+    pub last_success: Option<i64>,
+    pub last_check: Option<i64>,
+    /// `//tetra/lasterror` as written, and as an unsigned 32-bit value.
+    pub last_error_text: Option<String>,
+    pub last_error: Option<u32>,
+    /// TETRA versions listed in `agent/engine/stats/definitions`.
+    pub stats_versions: Vec<String>,
+}
+
+/// Reads `local.xml`'s fields.
+pub fn parse_local(flat: &FlatXml) -> LocalXml {
+    let epoch = |suffix: &str| flat.find(suffix).and_then(|text| text.trim().parse::<i64>().ok()).filter(|t| *t > 0);
+    let last_error_text = flat.find("tetra/lasterror").map(str::to_string);
+    let last_error = last_error_text.as_deref().and_then(parse_u32_either_sign);
+
+    let mut stats_versions = Vec::new();
+    if let Some(json) = flat.find("stats/definitions") {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(json) {
+            let engines = value.get("engineDefinitions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            for engine in engines {
+                if let Some(version) = engine.get("defVersion").and_then(|v| v.as_str()) {
+                    stats_versions.push(version.to_string());
+                }
+            }
+        }
+    }
+
+    LocalXml {
+        connector_guid: flat.find("agent/uuid").map(str::to_string),
+        business_guid: flat.find("business/uuid").map(str::to_string),
+        tetra_version: flat.find("tetra/defversions").map(str::to_string),
+        last_update: epoch("tetra/lastupdate"),
+        last_success: epoch("tetra/lastsuccesstime"),
+        last_check: epoch("tetra/lastupdatechecked"),
+        last_error_text,
+        last_error,
+        stats_versions,
+    }
+}
+
+/// Parses a 32-bit code written unsigned (`4294965196`) or signed (`-2100`).
+pub fn parse_u32_either_sign(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if let Ok(value) = text.parse::<u32>() {
+        return Some(value);
+    }
+    text.parse::<i32>().ok().map(|value| value as u32)
+}
+
+/// The proxy settings from `policy.xml`. The password is never stored: only
+/// whether one is set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProxySettings {
+    #[serde(rename = "type")]
+    pub proxy_type: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub auth_type: Option<String>,
+    pub username: Option<String>,
+    pub password_set: bool,
+    pub pac_url: Option<String>,
+    pub no_local_resolve: Option<String>,
+}
+
+impl ProxySettings {
+    /// Returns whether a proxy server is configured.
+    pub fn is_configured(&self) -> bool {
+        self.host.as_deref().is_some_and(|host| !host.trim().is_empty()) || self.pac_url.is_some()
+    }
+}
+
+/// What `policy.xml` says about updates, proxy, TLS checks and logging.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyXml {
+    pub policy_name: Option<String>,
+    pub policy_uuid: Option<String>,
+    pub policy_serial: Option<String>,
+    pub tetra_enabled: Option<bool>,
+    pub tetra_updater_enabled: Option<bool>,
+    pub tetra_update_server: Option<String>,
+    /// Seconds between TETRA updates.
+    pub tetra_update_interval: Option<u64>,
+    pub update_server: Option<String>,
+    pub proxy: ProxySettings,
+    pub verify_host: Option<String>,
+    pub verify_peer: Option<String>,
+    pub crl_check: Option<String>,
+    pub log_level: Option<String>,
+    pub heartbeat_interval: Option<u64>,
+}
+
+/// Reads `policy.xml`'s fields. Returns the settings and, separately, the
+/// proxy password so the caller can mask it wherever it appears.
+pub fn parse_policy(flat: &FlatXml) -> (PolicyXml, Option<String>) {
+    let text = |suffix: &str| flat.find(&format!("config/{suffix}")).or_else(|| flat.find(suffix)).map(str::to_string);
+    let flag = |suffix: &str| text(suffix).map(|value| !matches!(value.trim(), "0" | "false" | "no" | ""));
+    let number = |suffix: &str| text(suffix).and_then(|value| value.trim().parse::<u64>().ok());
+    let password = text("proxy/password").filter(|value| !value.is_empty());
+
+    let policy = PolicyXml {
+        policy_name: text("janus/policy/name"),
+        policy_uuid: text("janus/policy/uuid"),
+        policy_serial: text("janus/policy/serial_number"),
+        tetra_enabled: flag("scansettings/tetra/enable"),
+        tetra_updater_enabled: flag("scansettings/tetra/updater/enable"),
+        tetra_update_server: text("scansettings/tetra/updater/server"),
+        tetra_update_interval: number("scansettings/tetra/updater/interval"),
+        update_server: flat.find("config/updater/server").map(str::to_string),
+        proxy: ProxySettings {
+            proxy_type: text("proxy/type"),
+            host: text("proxy/server"),
+            port: text("proxy/port"),
+            auth_type: text("proxy/authtype"),
+            username: text("proxy/username"),
+            password_set: password.is_some(),
+            pac_url: text("proxy/pacloc"),
+            no_local_resolve: text("proxy/nolocalresolvehost"),
+        },
+        verify_host: text("conn/ssl/verifyhost"),
+        verify_peer: text("conn/ssl/verifypeer"),
+        crl_check: text("conn/ssl/crlc"),
+        log_level: text("agent/log/level"),
+        heartbeat_interval: number("agent/hb/interval"),
+    };
+    (policy, password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: &str = r#"<?xml version="1.0"?>
+<config><agent><uuid>5c6e64fa-7738-4b39-b201-15451e33bfe6</uuid>
+<engine><tetra><defversions>TETRA:90604</defversions><lastupdate>1684428873</lastupdate>
+<lastsuccesstime>1684428873</lastsuccesstime><lastupdatechecked>1684443273</lastupdatechecked>
+<lasterror>4294965196</lasterror></tetra>
+<stats><definitions>{"engineDefinitions":[{"defVersion":"TETRA:90604"}]}</definitions></stats></engine></agent>
+<janus><business><uuid>b-1</uuid></business></janus></config>"#;
+
+    #[test]
+    fn local_xml_fields() {
+        let (flat, error) = flatten(LOCAL.as_bytes());
+        assert!(error.is_none());
+        let local = parse_local(&flat);
+        assert_eq!(local.connector_guid.as_deref(), Some("5c6e64fa-7738-4b39-b201-15451e33bfe6"));
+        assert_eq!(local.tetra_version.as_deref(), Some("TETRA:90604"));
+        assert_eq!(local.last_success, Some(1684428873));
+        assert_eq!(local.last_error, Some(4294965196));
+        assert_eq!(local.stats_versions, ["TETRA:90604"]);
+        assert_eq!(local.business_guid.as_deref(), Some("b-1"));
+    }
+
+    #[test]
+    fn signed_lasterror_reads_as_unsigned() {
+        assert_eq!(parse_u32_either_sign("-2100"), Some(4294965196));
+        assert_eq!(parse_u32_either_sign("x"), None);
+    }
+
+    #[test]
+    fn policy_namespaced_and_password_kept_apart() {
+        let policy = r#"<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><Object><config>
+<proxy><type>1</type><server>proxy.corp.example</server><port>8080</port><username>CORP\svc</username>
+<password>Pr0xy-S3cret!</password></proxy>
+<agent><scansettings><tetra><enable>1</enable><updater><enable>0</enable><interval>3600</interval></updater></tetra></scansettings>
+<log><level>3</level></log></agent></config></Object></Signature>"#;
+        let (flat, error) = flatten(policy.as_bytes());
+        assert!(error.is_none());
+        let (parsed, password) = parse_policy(&flat);
+        assert_eq!(parsed.proxy.host.as_deref(), Some("proxy.corp.example"));
+        assert!(parsed.proxy.password_set);
+        assert_eq!(password.as_deref(), Some("Pr0xy-S3cret!"));
+        assert_eq!(parsed.tetra_updater_enabled, Some(false));
+        assert_eq!(parsed.tetra_update_interval, Some(3600));
+        let json = serde_json::to_string(&parsed).expect("serializes");
+        assert!(!json.contains("Pr0xy-S3cret!"));
+    }
+
+    #[test]
+    fn dtd_entities_are_not_expanded() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>
+<config><agent><uuid>&lol2;</uuid></agent></config>"#;
+        let (flat, _) = flatten(bomb.as_bytes());
+        assert_eq!(flat.find("agent/uuid"), Some("&lol2;"));
+    }
+
+    #[test]
+    fn malformed_xml_keeps_what_was_read() {
+        let (flat, error) = flatten(b"<config><agent><uuid>abc</uuid><broken");
+        assert_eq!(flat.find("agent/uuid"), Some("abc"));
+        assert!(error.is_some());
+    }
+}
