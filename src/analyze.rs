@@ -32,7 +32,11 @@ impl Analyzer {
     /// Compiles the rules once for any number of inputs.
     pub fn new(rules: RuleSet, limits: Limits) -> Result<Analyzer> {
         let matcher = Matcher::new(&rules)?;
-        Ok(Analyzer { rules, matcher, limits })
+        Ok(Analyzer {
+            rules,
+            matcher,
+            limits,
+        })
     }
 
     /// Analyzes one input path: a bundle archive, a bundle directory or a
@@ -40,11 +44,17 @@ impl Analyzer {
     pub fn analyze(&self, path: &Path) -> Result<Report> {
         let listing = input::list(path, &self.limits)?;
         let mut warnings = listing.warnings;
-        let classified: Vec<(MemberKind, &Entry)> =
-            listing.entries.iter().map(|entry| (classify(&entry.path, &entry.head), entry)).collect();
+        let classified: Vec<(MemberKind, &Entry)> = listing
+            .entries
+            .iter()
+            .map(|entry| (classify(&entry.path, &entry.head), entry))
+            .collect();
         let listed = listing.entries.len() as u64;
 
-        let useful = classified.iter().filter(|(kind, _)| *kind != MemberKind::Other).count();
+        let useful = classified
+            .iter()
+            .filter(|(kind, _)| *kind != MemberKind::Other)
+            .count();
         if useful == 0 {
             return Err(Error::NotABundle {
                 path: path.to_path_buf(),
@@ -61,7 +71,9 @@ impl Analyzer {
         let scans: Vec<(usize, std::result::Result<MemberScan, String>)> = classified
             .par_iter()
             .enumerate()
-            .filter(|(_, (kind, _))| matches!(kind, MemberKind::SfcLog { .. } | MemberKind::Transcript))
+            .filter(|(_, (kind, _))| {
+                matches!(kind, MemberKind::SfcLog { .. } | MemberKind::Transcript)
+            })
             .map(|(index, (_, entry))| (index, self.scan_entry(entry, &masker, &budget)))
             .collect();
         if budget.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -132,7 +144,13 @@ impl Analyzer {
                 _ => {
                     counts.transcripts += 1;
                     for matched in &scan.matches {
-                        observations.push(Observation::from_line(SourceKind::Transcript, &entry.path, matched, None, true));
+                        observations.push(Observation::from_line(
+                            SourceKind::Transcript,
+                            &entry.path,
+                            matched,
+                            None,
+                            true,
+                        ));
                     }
                 }
             }
@@ -148,7 +166,10 @@ impl Analyzer {
         // Newest log first, then older rotations and versions: the table
         // reads top-down from the current state.
         log_files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.file.cmp(&b.0.file)));
-        let log_files: Vec<(LogFile, bool)> = log_files.into_iter().map(|(file, _, debug)| (file, debug)).collect();
+        let log_files: Vec<(LogFile, bool)> = log_files
+            .into_iter()
+            .map(|(file, _, debug)| (file, debug))
+            .collect();
 
         let inputs = Inputs {
             bundle: path.display().to_string(),
@@ -182,10 +203,14 @@ impl Analyzer {
             return Err("skipped: total uncompressed size limit reached".to_string());
         }
         let cap = self.limits.max_member_bytes.min(remaining);
-        let scan = input::with_reader(entry, |reader| scan_text(reader, cap, &self.matcher, masker))
-            .and_then(|result| result)
-            .map_err(|err| format!("unreadable: {err}"))?;
-        let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| Some(left.saturating_sub(scan.bytes)));
+        let scan = input::with_reader(entry, |reader| {
+            scan_text(reader, cap, &self.matcher, masker)
+        })
+        .and_then(|result| result)
+        .map_err(|err| format!("unreadable: {err}"))?;
+        let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            Some(left.saturating_sub(scan.bytes))
+        });
         // A member cut by the total budget, not its own limit, means the
         // whole input is over the total limit.
         if scan.truncated && cap < self.limits.max_member_bytes {
@@ -208,31 +233,57 @@ impl Analyzer {
                 return;
             }
         };
-        crate::capture_observations::collect(&bytes, &entry.path, &self.matcher, masker, observations, warnings);
+        crate::capture_observations::collect(
+            &bytes,
+            &entry.path,
+            &self.matcher,
+            masker,
+            observations,
+            warnings,
+        );
     }
 }
 
 /// Returns the date that log years are anchored to, and its source.
 fn pick_anchor(path: &Path, local: Option<&LocalXml>) -> Option<(NaiveDateTime, String)> {
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Some(date) = years::date_in_name(&name) {
-        return date.and_hms_opt(23, 59, 59).map(|time| (time, format!("bundle name date {date}")));
+        return date
+            .and_hms_opt(23, 59, 59)
+            .map(|time| (time, format!("bundle name date {date}")));
     }
-    let newest_epoch = local.and_then(|local| [local.last_check, local.last_update, local.last_success].into_iter().flatten().max());
+    let newest_epoch = local.and_then(|local| {
+        [local.last_check, local.last_update, local.last_success]
+            .into_iter()
+            .flatten()
+            .max()
+    });
     if let Some(time) = newest_epoch.and_then(|epoch| DateTime::from_timestamp(epoch, 0)) {
-        return Some((time.naive_utc(), format!("local.xml time {}", time.format("%Y-%m-%d"))));
+        return Some((
+            time.naive_utc(),
+            format!("local.xml time {}", time.format("%Y-%m-%d")),
+        ));
     }
     None
 }
 
 /// Returns the anchor for one log file: the bundle-wide anchor, else the
 /// archive entry's modification time.
-fn file_anchor(entry: &Entry, bundle: &Option<(NaiveDateTime, String)>) -> (Option<NaiveDate>, Option<String>) {
+fn file_anchor(
+    entry: &Entry,
+    bundle: &Option<(NaiveDateTime, String)>,
+) -> (Option<NaiveDate>, Option<String>) {
     if let Some((time, source)) = bundle {
         return (Some(time.date()), Some(source.clone()));
     }
     match entry.mtime {
-        Some(time) => (Some(time.date()), Some(format!("archive entry time {}", time.format("%Y-%m-%d")))),
+        Some(time) => (
+            Some(time.date()),
+            Some(format!("archive entry time {}", time.format("%Y-%m-%d"))),
+        ),
         None => (None, None),
     }
 }
@@ -248,7 +299,11 @@ fn log_observations(
     scan: &MemberScan,
     anchor: Option<NaiveDate>,
     observations: &mut Vec<Observation>,
-) -> (LogFile, (Option<ConnectorVersion>, std::cmp::Reverse<u32>), bool) {
+) -> (
+    LogFile,
+    (Option<ConnectorVersion>, std::cmp::Reverse<u32>),
+    bool,
+) {
     // The stamps in file order: first line, matched lines, last line.
     let mut stamps = Vec::new();
     stamps.extend(scan.first_stamp);
@@ -259,14 +314,30 @@ fn log_observations(
         None => Vec::new(),
     };
     let mut year_iter = years.iter().copied();
-    let first = scan.first_stamp.and_then(|stamp| year_iter.next().and_then(|year| years::to_datetime(&stamp, year)));
+    let first = scan.first_stamp.and_then(|stamp| {
+        year_iter
+            .next()
+            .and_then(|year| years::to_datetime(&stamp, year))
+    });
     for matched in &scan.matches {
-        let time = matched
-            .stamp
-            .and_then(|stamp| year_iter.next().and_then(|year| years::to_datetime(&stamp, year)));
-        observations.push(Observation::from_line(SourceKind::Log, &entry.path, matched, time, running));
+        let time = matched.stamp.and_then(|stamp| {
+            year_iter
+                .next()
+                .and_then(|year| years::to_datetime(&stamp, year))
+        });
+        observations.push(Observation::from_line(
+            SourceKind::Log,
+            &entry.path,
+            matched,
+            time,
+            running,
+        ));
     }
-    let last = scan.last_stamp.and_then(|stamp| year_iter.next().and_then(|year| years::to_datetime(&stamp, year)));
+    let last = scan.last_stamp.and_then(|stamp| {
+        year_iter
+            .next()
+            .and_then(|year| years::to_datetime(&stamp, year))
+    });
 
     let file = LogFile {
         file: entry.path.clone(),
@@ -276,7 +347,11 @@ fn log_observations(
         first: first.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
         last: last.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
     };
-    (file, (version.cloned(), std::cmp::Reverse(rotation)), scan.has_debug_marker)
+    (
+        file,
+        (version.cloned(), std::cmp::Reverse(rotation)),
+        scan.has_debug_marker,
+    )
 }
 
 fn versions_found(classified: &[(MemberKind, &Entry)]) -> Vec<String> {
@@ -293,7 +368,10 @@ fn versions_found(classified: &[(MemberKind, &Entry)]) -> Vec<String> {
 }
 
 /// Reads the shallowest `local.xml` (the one beside the version folders).
-fn read_local(classified: &[(MemberKind, &Entry)], warnings: &mut Vec<String>) -> (Option<LocalXml>, Option<String>) {
+fn read_local(
+    classified: &[(MemberKind, &Entry)],
+    warnings: &mut Vec<String>,
+) -> (Option<LocalXml>, Option<String>) {
     let Some(entry) = shallowest(classified, &MemberKind::LocalXml) else {
         warnings.push("local.xml not found: connector GUID, definition version and last update error are unknown".to_string());
         return (None, None);
@@ -322,7 +400,10 @@ fn read_policy(
     (Some(policy), Some(entry.path.clone()), password)
 }
 
-fn shallowest<'a>(classified: &[(MemberKind, &'a Entry)], wanted: &MemberKind) -> Option<&'a Entry> {
+fn shallowest<'a>(
+    classified: &[(MemberKind, &'a Entry)],
+    wanted: &MemberKind,
+) -> Option<&'a Entry> {
     classified
         .iter()
         .filter(|(kind, _)| kind == wanted)
@@ -333,7 +414,8 @@ fn shallowest<'a>(classified: &[(MemberKind, &'a Entry)], wanted: &MemberKind) -
 fn read_xml(entry: &Entry, warnings: &mut Vec<String>) -> Option<xml::FlatXml> {
     let bytes = match input::with_reader(entry, |reader| {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(reader, MAX_XML_BYTES), &mut bytes).map(|_| bytes)
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, MAX_XML_BYTES), &mut bytes)
+            .map(|_| bytes)
     }) {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(err)) | Err(err) => {
@@ -343,18 +425,29 @@ fn read_xml(entry: &Entry, warnings: &mut Vec<String>) -> Option<xml::FlatXml> {
     };
     let (flat, error) = xml::flatten(&bytes);
     if let Some(error) = error {
-        warnings.push(format!("{}: {error}; fields before the error were used", entry.path));
+        warnings.push(format!(
+            "{}: {error}; fields before the error were used",
+            entry.path
+        ));
     }
     Some(flat)
 }
 
 /// Describes what an input without any known member holds.
 fn describe_missing(entries: &[Entry]) -> String {
-    let sample: Vec<&str> = entries.iter().take(5).map(|entry| entry.path.as_str()).collect();
+    let sample: Vec<&str> = entries
+        .iter()
+        .take(5)
+        .map(|entry| entry.path.as_str())
+        .collect();
     let found = if entries.is_empty() {
         "it holds no files".to_string()
     } else {
-        format!("it holds {} files (such as {}) but", entries.len(), sample.join(", "))
+        format!(
+            "it holds {} files (such as {}) but",
+            entries.len(),
+            sample.join(", ")
+        )
     };
     format!(
         "{found} no sfc.exe.log, local.xml, policy.xml, network transcript or packet capture; \

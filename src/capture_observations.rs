@@ -30,7 +30,8 @@ pub fn collect(
     }
     for event in report.events {
         let matched = matcher.match_line(&event.text);
-        let successful_fetch = matches!(event.kind, CaptureEventKind::HttpResponse) && event.text.contains(" 200 ");
+        let successful_fetch =
+            matches!(event.kind, CaptureEventKind::HttpResponse) && event.text.contains(" 200 ");
         let notable = !matched.causes.is_empty()
             || matches!(
                 event.kind,
@@ -53,7 +54,9 @@ pub fn collect(
             utc: true,
             text: masker.mask(&event.text).into_owned(),
             causes: matched.causes.iter().map(|hit| hit.cause.clone()).collect(),
-            event: matched.event.or(successful_fetch.then_some(EventKind::Success)),
+            event: matched
+                .event
+                .or(successful_fetch.then_some(EventKind::Success)),
             running: true,
         });
     }

@@ -32,7 +32,9 @@ impl ConnectorVersion {
     /// Parses `major.minor.patch.build`; three or four numeric parts.
     pub fn parse(text: &str) -> Option<ConnectorVersion> {
         let parts: Option<Vec<u32>> = text.split('.').map(|part| part.parse().ok()).collect();
-        parts.filter(|parts| (3..=4).contains(&parts.len())).map(ConnectorVersion)
+        parts
+            .filter(|parts| (3..=4).contains(&parts.len()))
+            .map(ConnectorVersion)
     }
 }
 
@@ -68,7 +70,17 @@ const TRANSCRIPT_MARKERS: &[&str] = &[
 ];
 
 /// File name words that mark a transcript even before its content is read.
-const TRANSCRIPT_NAMES: &[&str] = &["curl", "resolve", "nslookup", "winhttp", "netsh", "proxy", "connectivity", "ipconfig", "dns"];
+const TRANSCRIPT_NAMES: &[&str] = &[
+    "curl",
+    "resolve",
+    "nslookup",
+    "winhttp",
+    "netsh",
+    "proxy",
+    "connectivity",
+    "ipconfig",
+    "dns",
+];
 
 /// Classifies a member by its bundle path and first bytes.
 pub fn classify(path: &str, head: &[u8]) -> MemberKind {
@@ -90,7 +102,10 @@ pub fn classify(path: &str, head: &[u8]) -> MemberKind {
             rotation,
         };
     }
-    let texty = lower.ends_with(".txt") || lower.ends_with(".log") || lower.ends_with(".out") || !lower.contains('.');
+    let texty = lower.ends_with(".txt")
+        || lower.ends_with(".log")
+        || lower.ends_with(".out")
+        || !lower.contains('.');
     if texty && looks_like_transcript(head, &lower) {
         return MemberKind::Transcript;
     }
@@ -114,7 +129,10 @@ fn sfc_log_rotation(lower_name: &str) -> Option<u32> {
 
 /// Returns the highest-level `N.N.N.N` folder on the path.
 fn version_folder(path: &str) -> Option<ConnectorVersion> {
-    path.split('/').rev().skip(1).find_map(ConnectorVersion::parse)
+    path.split('/')
+        .rev()
+        .skip(1)
+        .find_map(ConnectorVersion::parse)
 }
 
 fn looks_like_transcript(head: &[u8], lower_name: &str) -> bool {
@@ -126,8 +144,13 @@ fn looks_like_transcript(head: &[u8], lower_name: &str) -> bool {
     if head.iter().take(512).filter(|&&b| b == 0).count() > 8 && encoding == TextEncoding::Utf8 {
         return false;
     }
-    TRANSCRIPT_MARKERS.iter().any(|marker| text.contains(marker))
-        || (TRANSCRIPT_NAMES.iter().any(|word| lower_name.contains(word)) && !text.trim().is_empty())
+    TRANSCRIPT_MARKERS
+        .iter()
+        .any(|marker| text.contains(marker))
+        || (TRANSCRIPT_NAMES
+            .iter()
+            .any(|word| lower_name.contains(word))
+            && !text.trim().is_empty())
 }
 
 /// Returns whether the bytes start like a pcap (either byte order, micro- or
@@ -149,7 +172,10 @@ mod tests {
 
     #[test]
     fn finds_logs_with_version_and_rotation() {
-        let kind = classify("Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log.2", b"(1, +0 ms) May");
+        let kind = classify(
+            "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log.2",
+            b"(1, +0 ms) May",
+        );
         let expected = MemberKind::SfcLog {
             version: Some(ConnectorVersion(vec![8, 1, 7, 21417])),
             rotation: 2,
@@ -166,16 +192,29 @@ mod tests {
 
     #[test]
     fn finds_xml_by_name() {
-        assert_eq!(classify("Program Files/Cisco/AMP/local.xml", b"<config>"), MemberKind::LocalXml);
-        assert_eq!(classify("Program Files/Cisco/AMP/Policy.xml", b"<Signature"), MemberKind::PolicyXml);
+        assert_eq!(
+            classify("Program Files/Cisco/AMP/local.xml", b"<config>"),
+            MemberKind::LocalXml
+        );
+        assert_eq!(
+            classify("Program Files/Cisco/AMP/Policy.xml", b"<Signature"),
+            MemberKind::PolicyXml
+        );
     }
 
     #[test]
     fn finds_transcripts_by_content() {
-        assert_eq!(classify("notes/out.txt", b"* Trying 192.0.2.1:443...\n"), MemberKind::Transcript);
+        assert_eq!(
+            classify("notes/out.txt", b"* Trying 192.0.2.1:443...\n"),
+            MemberKind::Transcript
+        );
         let utf16: Vec<u8> = [0xFF, 0xFE]
             .into_iter()
-            .chain("Name  Type TTL Section IPAddress".encode_utf16().flat_map(u16::to_le_bytes))
+            .chain(
+                "Name  Type TTL Section IPAddress"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
             .collect();
         assert_eq!(classify("dns.txt", &utf16), MemberKind::Transcript);
         assert_eq!(classify("readme.txt", b"nothing to see"), MemberKind::Other);

@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use crate::input::InputFormat;
 use crate::knowledge::{Cause, CauseKind, EventKind, RuleSet};
 use crate::model::{
-    Confidence, Connector, Definitions, Evidence, Finding, LastError, LogFile, LogSummary, MemberCounts, PolicySummary,
-    Report, SourceKind, TimelineEntry, TimelineKind,
+    Confidence, Connector, Definitions, Evidence, Finding, LastError, LogFile, LogSummary,
+    MemberCounts, PolicySummary, Report, SourceKind, TimelineEntry, TimelineKind,
 };
 use crate::scan::MatchedLine;
 use crate::xml::{LocalXml, PolicyXml};
@@ -61,7 +61,12 @@ impl Observation {
             time,
             utc: false,
             text: matched.text.clone(),
-            causes: matched.matched.causes.iter().map(|hit| hit.cause.clone()).collect(),
+            causes: matched
+                .matched
+                .causes
+                .iter()
+                .map(|hit| hit.cause.clone())
+                .collect(),
             event: matched.matched.event,
             running,
         }
@@ -121,7 +126,11 @@ impl Candidate<'_> {
     }
 
     fn latest(&self) -> Option<NaiveDateTime> {
-        self.current.iter().filter(|obs| !obs.utc).filter_map(|obs| obs.time).max()
+        self.current
+            .iter()
+            .filter(|obs| !obs.utc)
+            .filter_map(|obs| obs.time)
+            .max()
     }
 }
 
@@ -129,15 +138,27 @@ impl Candidate<'_> {
 pub fn diagnose(inputs: Inputs<'_>) -> Report {
     let rules = inputs.rules;
     let mut observations = inputs.observations;
-    add_xml_observations(&mut observations, &inputs.local, &inputs.local_file, &inputs.policy, &inputs.policy_file, rules);
+    add_xml_observations(
+        &mut observations,
+        &inputs.local,
+        &inputs.local_file,
+        &inputs.policy,
+        &inputs.policy_file,
+        rules,
+    );
 
     let last_success = observations
         .iter()
-        .filter(|obs| obs.running && obs.source == SourceKind::Log && obs.event == Some(EventKind::Success))
+        .filter(|obs| {
+            obs.running && obs.source == SourceKind::Log && obs.event == Some(EventKind::Success)
+        })
         .filter_map(|obs| obs.time)
         .max();
     let is_current = |obs: &Observation| match obs.source {
-        SourceKind::Log => obs.running && !matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success),
+        SourceKind::Log => {
+            obs.running
+                && !matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success)
+        }
         SourceKind::LocalXml => !local_error_resolved(inputs.local.as_ref()),
         _ => true,
     };
@@ -163,21 +184,37 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         .into_iter()
         .filter_map(|(id, current)| rules.cause(&id).map(|cause| Candidate { cause, current }))
         .collect();
+    // unknown-update-error is the fallback: it explains nothing that a
+    // known cause with current evidence explains better.
+    let is_fallback = |candidate: &Candidate<'_>| candidate.cause.id == "unknown-update-error";
     candidates.sort_by(|a, b| {
-        b.weight()
-            .cmp(&a.weight())
+        is_fallback(a)
+            .cmp(&is_fallback(b))
+            .then_with(|| b.weight().cmp(&a.weight()))
             .then_with(|| b.latest().cmp(&a.latest()))
             .then_with(|| b.cause.rank.cmp(&a.cause.rank))
             .then_with(|| a.cause.id.cmp(&b.cause.id))
     });
-    let root_cause = candidates.first().map(|candidate| candidate.cause.id.clone());
+    let root_cause = candidates
+        .first()
+        .map(|candidate| candidate.cause.id.clone());
 
     let context = ActionContext::new(inputs.policy.as_ref());
-    let mut findings: Vec<Finding> = candidates.iter().map(|candidate| failure_finding(candidate, &context)).collect();
+    let mut findings: Vec<Finding> = candidates
+        .iter()
+        .map(|candidate| failure_finding(candidate, &context))
+        .collect();
 
     let definitions = definitions_summary(inputs.local.as_ref(), rules, inputs.anchor_date);
-    let debug = inputs.log_files.iter().any(|(file, debug)| file.running && *debug);
-    let running_logs = inputs.log_files.iter().filter(|(file, _)| file.running).count();
+    let debug = inputs
+        .log_files
+        .iter()
+        .any(|(file, debug)| file.running && *debug);
+    let running_logs = inputs
+        .log_files
+        .iter()
+        .filter(|(file, _)| file.running)
+        .count();
     findings.extend(context_findings(ContextFacts {
         rules,
         context: &context,
@@ -190,7 +227,13 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         root_cause: root_cause.as_deref(),
     }));
 
-    let verdict = verdict(root_cause.as_deref(), rules, &definitions, running_logs, debug);
+    let verdict = verdict(
+        root_cause.as_deref(),
+        rules,
+        &definitions,
+        running_logs,
+        debug,
+    );
     let timeline = build_timeline(&observations);
     let mut warnings = inputs.warnings;
     if running_logs == 0 {
@@ -204,13 +247,23 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         root_cause,
         verdict,
         connector: Connector {
-            guid: inputs.local.as_ref().and_then(|local| local.connector_guid.clone()),
-            business_guid: inputs.local.as_ref().and_then(|local| local.business_guid.clone()),
+            guid: inputs
+                .local
+                .as_ref()
+                .and_then(|local| local.connector_guid.clone()),
+            business_guid: inputs
+                .local
+                .as_ref()
+                .and_then(|local| local.business_guid.clone()),
             version: inputs.running,
             versions_found: inputs.versions_found,
         },
         definitions,
-        proxy: inputs.policy.as_ref().map(|policy| policy.proxy.clone()).filter(|proxy| proxy.is_configured()),
+        proxy: inputs
+            .policy
+            .as_ref()
+            .map(|policy| policy.proxy.clone())
+            .filter(|proxy| proxy.is_configured()),
         policy: inputs.policy.as_ref().map(policy_summary),
         logs: LogSummary {
             files: inputs.log_files.into_iter().map(|(file, _)| file).collect(),
@@ -231,7 +284,11 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
     let failures: Vec<String> = obs
         .causes
         .iter()
-        .filter(|id| rules.cause(id).is_some_and(|cause| cause.kind == CauseKind::Failure))
+        .filter(|id| {
+            rules
+                .cause(id)
+                .is_some_and(|cause| cause.kind == CauseKind::Failure)
+        })
         .cloned()
         .collect();
     if !failures.is_empty() || obs.event != Some(EventKind::Failure) {
@@ -242,7 +299,10 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
             && !other.causes.is_empty()
             && match (other.time, obs.time) {
                 (Some(a), Some(b)) => (a - b).num_seconds().abs() <= SAME_FAILURE_SECONDS,
-                _ => other.line.zip(obs.line).is_some_and(|(a, b)| a.abs_diff(b) <= 5),
+                _ => other
+                    .line
+                    .zip(obs.line)
+                    .is_some_and(|(a, b)| a.abs_diff(b) <= 5),
             }
     });
     if explained {
@@ -294,17 +354,33 @@ fn add_xml_observations(
                 None => ("unknown-update-error", "not a documented value".to_string()),
             };
             let text = format!("tetra/lasterror = {code} ({signed}): {meaning}");
-            observations.push(xml_observation(SourceKind::LocalXml, local_file, text, cause));
+            observations.push(xml_observation(
+                SourceKind::LocalXml,
+                local_file,
+                text,
+                cause,
+            ));
         }
     }
     if let Some(policy) = policy {
         let disabled = [
-            (policy.tetra_enabled, "agent/scansettings/tetra/enable = 0: TETRA is off"),
-            (policy.tetra_updater_enabled, "agent/scansettings/tetra/updater/enable = 0: TETRA updates are off"),
+            (
+                policy.tetra_enabled,
+                "agent/scansettings/tetra/enable = 0: TETRA is off",
+            ),
+            (
+                policy.tetra_updater_enabled,
+                "agent/scansettings/tetra/updater/enable = 0: TETRA updates are off",
+            ),
         ];
         for (flag, text) in disabled {
             if flag == Some(false) {
-                observations.push(xml_observation(SourceKind::PolicyXml, policy_file, text.to_string(), "updates-disabled"));
+                observations.push(xml_observation(
+                    SourceKind::PolicyXml,
+                    policy_file,
+                    text.to_string(),
+                    "updates-disabled",
+                ));
             }
         }
     }
@@ -320,15 +396,26 @@ struct ActionContext {
 impl ActionContext {
     fn new(policy: Option<&PolicyXml>) -> ActionContext {
         let server = policy
-            .and_then(|policy| policy.tetra_update_server.clone().or_else(|| policy.update_server.clone()))
+            .and_then(|policy| {
+                policy
+                    .tetra_update_server
+                    .clone()
+                    .or_else(|| policy.update_server.clone())
+            })
             .map(|server| host_of(&server))
             .filter(|server| !server.is_empty())
             .unwrap_or_else(|| DEFAULT_UPDATE_SERVER.to_string());
         let proxy = policy
-            .and_then(|policy| policy.proxy.host.clone().map(|host| match &policy.proxy.port {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            }))
+            .and_then(|policy| {
+                policy
+                    .proxy
+                    .host
+                    .clone()
+                    .map(|host| match &policy.proxy.port {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+            })
             .unwrap_or_else(|| "<proxy-host>:<port>".to_string());
         let interval = policy
             .and_then(|policy| policy.tetra_update_interval)
@@ -352,7 +439,12 @@ impl ActionContext {
 /// Returns the host of a server setting that may be a URL.
 fn host_of(server: &str) -> String {
     let without_scheme = server.split("://").last().unwrap_or(server);
-    without_scheme.split(['/', ':']).next().unwrap_or("").trim().to_string()
+    without_scheme
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 fn failure_finding(candidate: &Candidate<'_>, context: &ActionContext) -> Finding {
@@ -367,13 +459,20 @@ fn failure_finding(candidate: &Candidate<'_>, context: &ActionContext) -> Findin
             SourceKind::Log => {
                 let latest = items.iter().filter_map(|obs| obs.time).max();
                 match latest {
-                    Some(time) => format!("{count} connector log line(s), latest at {}", format_time(time, false)),
+                    Some(time) => format!(
+                        "{count} connector log line(s), latest at {}",
+                        format_time(time, false)
+                    ),
                     None => format!("{count} connector log line(s)"),
                 }
             }
             SourceKind::Transcript => format!("{count} line(s) in attached command output"),
             SourceKind::Capture => format!("{count} packet(s) in a capture"),
-            SourceKind::LocalXml | SourceKind::PolicyXml => items.iter().map(|obs| obs.text.clone()).collect::<Vec<_>>().join("; "),
+            SourceKind::LocalXml | SourceKind::PolicyXml => items
+                .iter()
+                .map(|obs| obs.text.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
         };
         parts.push(part);
     }
@@ -384,11 +483,27 @@ fn failure_finding(candidate: &Candidate<'_>, context: &ActionContext) -> Findin
     } else {
         Confidence::Low
     };
-    finding(candidate.cause, context, confidence, parts.join("; "), &candidate.current)
+    finding(
+        candidate.cause,
+        context,
+        confidence,
+        parts.join("; "),
+        &candidate.current,
+    )
 }
 
-fn finding(cause: &Cause, context: &ActionContext, confidence: Confidence, summary: String, evidence: &[Observation]) -> Finding {
-    let actions: Vec<String> = cause.actions.iter().map(|action| context.fill(action)).collect();
+fn finding(
+    cause: &Cause,
+    context: &ActionContext,
+    confidence: Confidence,
+    summary: String,
+    evidence: &[Observation],
+) -> Finding {
+    let actions: Vec<String> = cause
+        .actions
+        .iter()
+        .map(|action| context.fill(action))
+        .collect();
     Finding {
         id: cause.id.clone(),
         kind: cause.kind,
@@ -408,13 +523,22 @@ fn finding(cause: &Cause, context: &ActionContext, confidence: Confidence, summa
 fn pick_evidence(observations: &[Observation]) -> Vec<Evidence> {
     let mut sorted: Vec<&Observation> = observations.iter().collect();
     sorted.sort_by(|a, b| timeline_order(a, b));
-    let xml: Vec<&Observation> =
-        sorted.iter().copied().filter(|obs| matches!(obs.source, SourceKind::LocalXml | SourceKind::PolicyXml)).collect();
-    let others: Vec<&Observation> =
-        sorted.iter().copied().filter(|obs| !matches!(obs.source, SourceKind::LocalXml | SourceKind::PolicyXml)).collect();
+    let xml: Vec<&Observation> = sorted
+        .iter()
+        .copied()
+        .filter(|obs| matches!(obs.source, SourceKind::LocalXml | SourceKind::PolicyXml))
+        .collect();
+    let others: Vec<&Observation> = sorted
+        .iter()
+        .copied()
+        .filter(|obs| !matches!(obs.source, SourceKind::LocalXml | SourceKind::PolicyXml))
+        .collect();
     let room = EVIDENCE_SHOWN.saturating_sub(xml.len());
     let skip = others.len().saturating_sub(room);
-    xml.into_iter().chain(others.into_iter().skip(skip)).map(Observation::evidence).collect()
+    xml.into_iter()
+        .chain(others.into_iter().skip(skip))
+        .map(Observation::evidence)
+        .collect()
 }
 
 fn timeline_order(a: &Observation, b: &Observation) -> std::cmp::Ordering {
@@ -426,7 +550,12 @@ fn timeline_order(a: &Observation, b: &Observation) -> std::cmp::Ordering {
 fn build_timeline(observations: &[Observation]) -> Vec<TimelineEntry> {
     let mut entries: Vec<&Observation> = observations
         .iter()
-        .filter(|obs| matches!(obs.source, SourceKind::Log | SourceKind::Transcript | SourceKind::Capture))
+        .filter(|obs| {
+            matches!(
+                obs.source,
+                SourceKind::Log | SourceKind::Transcript | SourceKind::Capture
+            )
+        })
         .filter(|obs| obs.event.is_some() || !obs.causes.is_empty())
         .collect();
     entries.sort_by(|a, b| timeline_order(a, b));
@@ -442,9 +571,21 @@ fn build_timeline(observations: &[Observation]) -> Vec<TimelineEntry> {
                 (None, true) => TimelineKind::Network,
             },
             cause: obs.causes.first().cloned(),
-            message: obs.text.clone(),
+            message: timeline_message(&obs.text),
         })
         .collect()
+}
+
+/// Returns a log line without its counter and timestamp, which the timeline
+/// shows in its own columns.
+fn timeline_message(text: &str) -> String {
+    match crate::logline::parse_header(text) {
+        Some(header) => match header.component {
+            Some(component) => format!("{component}: {}", header.message),
+            None => header.message.to_string(),
+        },
+        None => text.trim().to_string(),
+    }
 }
 
 fn format_time(time: NaiveDateTime, utc: bool) -> String {
@@ -457,19 +598,30 @@ fn format_time(time: NaiveDateTime, utc: bool) -> String {
 }
 
 fn epoch_text(epoch: Option<i64>) -> Option<String> {
-    epoch.and_then(|seconds| DateTime::from_timestamp(seconds, 0)).map(|time| format_time(time.naive_utc(), true))
+    epoch
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        .map(|time| format_time(time.naive_utc(), true))
 }
 
-fn definitions_summary(local: Option<&LocalXml>, rules: &RuleSet, anchor: Option<NaiveDate>) -> Definitions {
+fn definitions_summary(
+    local: Option<&LocalXml>,
+    rules: &RuleSet,
+    anchor: Option<NaiveDate>,
+) -> Definitions {
     let Some(local) = local else {
         return Definitions::default();
     };
-    let version = local
-        .tetra_version
-        .clone()
-        .or_else(|| local.stats_versions.iter().find(|v| v.to_ascii_uppercase().starts_with("TETRA")).cloned());
+    let version = local.tetra_version.clone().or_else(|| {
+        local
+            .stats_versions
+            .iter()
+            .find(|v| v.to_ascii_uppercase().starts_with("TETRA"))
+            .cloned()
+    });
     let reference = local.last_check.or_else(|| {
-        anchor.and_then(|date| date.and_hms_opt(23, 59, 59)).map(|time| time.and_utc().timestamp())
+        anchor
+            .and_then(|date| date.and_hms_opt(23, 59, 59))
+            .map(|time| time.and_utc().timestamp())
     });
     let hours = match (local.last_success, reference) {
         (Some(success), Some(reference)) if reference >= success => {
@@ -513,14 +665,23 @@ fn context_findings(facts: ContextFacts<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let cause = |id: &str| facts.rules.cause(id);
 
-    if let (Some(hours), Some(stale)) = (facts.definitions.hours_since_success, cause("definitions-stale")) {
+    if let (Some(hours), Some(stale)) = (
+        facts.definitions.hours_since_success,
+        cause("definitions-stale"),
+    ) {
         if hours > STALE_HOURS {
             let summary = format!(
                 "last successful update {} h before the last check (about {} versions behind)",
                 hours,
                 facts.definitions.estimated_versions_behind.unwrap_or(0)
             );
-            findings.push(finding(stale, facts.context, Confidence::High, summary, &[]));
+            findings.push(finding(
+                stale,
+                facts.context,
+                Confidence::High,
+                summary,
+                &[],
+            ));
         }
     }
     if facts.running_logs > 0 && !facts.debug {
@@ -528,31 +689,65 @@ fn context_findings(facts: ContextFacts<'_>) -> Vec<Finding> {
             let summary = format!(
                 "none of the running connector's {} log file(s) holds debug-level lines{}",
                 facts.running_logs,
-                if facts.root_cause.is_none() { ", so no error in them proves little" } else { "" }
+                if facts.root_cause.is_none() {
+                    ", so no error in them proves little"
+                } else {
+                    ""
+                }
             );
-            findings.push(finding(not_debug, facts.context, Confidence::Medium, summary, &[]));
+            findings.push(finding(
+                not_debug,
+                facts.context,
+                Confidence::Medium,
+                summary,
+                &[],
+            ));
         }
     }
     if !facts.resolved.is_empty() {
         if let Some(resolved) = cause("update-errors-resolved") {
-            let causes: BTreeSet<&str> = facts.resolved.iter().flat_map(|obs| obs.causes.iter().map(String::as_str)).collect();
+            let causes: BTreeSet<&str> = facts
+                .resolved
+                .iter()
+                .flat_map(|obs| obs.causes.iter().map(String::as_str))
+                .collect();
             let causes: Vec<&str> = causes.into_iter().collect();
             let summary = format!(
                 "{} earlier failure line(s) ({}) are followed by a success or come from an older connector",
                 facts.resolved.len(),
                 if causes.is_empty() { "unrecognized".to_string() } else { causes.join(", ") }
             );
-            findings.push(finding(resolved, facts.context, Confidence::High, summary, facts.resolved));
+            findings.push(finding(
+                resolved,
+                facts.context,
+                Confidence::High,
+                summary,
+                facts.resolved,
+            ));
         }
     }
     if let (Some(running), Some(version)) = (facts.running, cause("connector-version")) {
-        let older: Vec<&str> = facts.versions.iter().map(String::as_str).filter(|v| *v != running).collect();
+        let older: Vec<&str> = facts
+            .versions
+            .iter()
+            .map(String::as_str)
+            .filter(|v| *v != running)
+            .collect();
         let summary = if older.is_empty() {
             format!("running {running}")
         } else {
-            format!("running {running}; older version folders: {}", older.join(", "))
+            format!(
+                "running {running}; older version folders: {}",
+                older.join(", ")
+            )
         };
-        findings.push(finding(version, facts.context, Confidence::High, summary, &[]));
+        findings.push(finding(
+            version,
+            facts.context,
+            Confidence::High,
+            summary,
+            &[],
+        ));
     }
     findings
 }
@@ -563,7 +758,10 @@ fn policy_summary(policy: &PolicyXml) -> PolicySummary {
         serial: policy.policy_serial.clone(),
         tetra_enabled: policy.tetra_enabled,
         tetra_updater_enabled: policy.tetra_updater_enabled,
-        update_server: policy.tetra_update_server.clone().or_else(|| policy.update_server.clone()),
+        update_server: policy
+            .tetra_update_server
+            .clone()
+            .or_else(|| policy.update_server.clone()),
         update_interval_seconds: policy.tetra_update_interval,
         crl_check: policy.crl_check.clone(),
         verify_peer: policy.verify_peer.clone(),
@@ -571,14 +769,24 @@ fn policy_summary(policy: &PolicyXml) -> PolicySummary {
     }
 }
 
-fn verdict(root_cause: Option<&str>, rules: &RuleSet, definitions: &Definitions, running_logs: usize, debug: bool) -> String {
+fn verdict(
+    root_cause: Option<&str>,
+    rules: &RuleSet,
+    definitions: &Definitions,
+    running_logs: usize,
+    debug: bool,
+) -> String {
     if let Some(cause) = root_cause.and_then(|id| rules.cause(id)) {
         return format!("Updates are failing: {}.", cause.title.to_lowercase());
     }
     match definitions.hours_since_success {
         Some(hours) if hours > STALE_HOURS => format!(
             "No update failure found, but the last successful update is {hours} h old{}.",
-            if running_logs > 0 && !debug { "; collect debug logs over one update interval" } else { "" }
+            if running_logs > 0 && !debug {
+                "; collect debug logs over one update interval"
+            } else {
+                ""
+            }
         ),
         _ => "No current update failure found.".to_string(),
     }

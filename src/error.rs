@@ -16,10 +16,12 @@ pub enum Error {
     #[error("{path}: not a support bundle: {reason}")]
     NotABundle { path: PathBuf, reason: String },
 
-    #[error("{path}: damaged archive: {reason}")]
+    #[error("{path}: damaged archive ({reason}); the file may be truncated or corrupt, so fetch it again from the case")]
     DamagedArchive { path: PathBuf, reason: String },
 
-    #[error("{path}: {limit} limit of {value} exceeded; raise it with {flag} if the bundle is genuine")]
+    #[error(
+        "{path}: {limit} limit of {value} exceeded; raise it with {flag} if the bundle is genuine"
+    )]
     LimitExceeded {
         path: PathBuf,
         limit: &'static str,

@@ -57,7 +57,10 @@ pub fn parse_header(line: &str) -> Option<LogHeader<'_>> {
     let (thread, after_thread) = match after_time.strip_prefix('[') {
         Some(inner) => {
             let close = inner.find(']')?;
-            (Some(&inner[..close]), inner[close + 1..].trim_start_matches(':').trim_start())
+            (
+                Some(&inner[..close]),
+                inner[close + 1..].trim_start_matches(':').trim_start(),
+            )
         }
         None => (None, after_time.trim_start_matches(':').trim_start()),
     };
@@ -82,7 +85,10 @@ fn month_number(name: &str) -> Option<u32> {
     if name.len() != 3 && !name.chars().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
-    MONTHS.iter().position(|month| *month == lower).map(|index| index as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|month| *month == lower)
+        .map(|index| index as u32 + 1)
 }
 
 fn parse_clock(text: &str) -> Option<(u32, u32, u32)> {
@@ -107,7 +113,16 @@ mod tests {
     fn parses_documented_shape() {
         let line = "(1284031, +0 ms) May 18 16:54:33 [5432]: Query::LookupExecute: attempting lookup with cloud";
         let header = parse_header(line).expect("header");
-        assert_eq!(header.stamp, LogStamp { month: 5, day: 18, hour: 16, minute: 54, second: 33 });
+        assert_eq!(
+            header.stamp,
+            LogStamp {
+                month: 5,
+                day: 18,
+                hour: 16,
+                minute: 54,
+                second: 33
+            }
+        );
         assert_eq!(header.thread, Some("5432"));
         assert_eq!(header.component, Some("Query::LookupExecute"));
         assert_eq!(header.message, "attempting lookup with cloud");

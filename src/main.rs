@@ -141,19 +141,31 @@ fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let width = terminal_width();
     let text = match args.format {
         Format::Json if !failures.is_empty() => {
-            let mut values: Vec<serde_json::Value> =
-                reports.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+            let mut values: Vec<serde_json::Value> = reports
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
             for (path, err) in &failures {
                 values.push(serde_json::json!({"bundle": path.display().to_string(), "error": err.to_string()}));
             }
-            let value = if values.len() == 1 { values.remove(0) } else { serde_json::Value::Array(values) };
+            let value = if values.len() == 1 {
+                values.remove(0)
+            } else {
+                serde_json::Value::Array(values)
+            };
             serde_json::to_string_pretty(&value)? + "\n"
         }
         format => report::render(&reports, format, width),
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("cannot write output")?;
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    stdout
+        .write_all(text.as_bytes())
+        .context("cannot write output")?;
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_rules(args: &RulesArgs) -> anyhow::Result<ExitCode> {
@@ -162,7 +174,10 @@ fn run_rules(args: &RulesArgs) -> anyhow::Result<ExitCode> {
         RulesFormat::Toml => toml::to_string_pretty(&rules).context("cannot print rules")?,
         RulesFormat::Table => rules_table(&rules, terminal_width()),
     };
-    std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write output")?;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("cannot write output")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -170,7 +185,9 @@ fn rules_table(rules: &RuleSet, width: Option<u16>) -> String {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
     let new_table = || {
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
         table.set_width(width.unwrap_or(120));
         table
     };
@@ -188,12 +205,21 @@ fn rules_table(rules: &RuleSet, width: Option<u16>) -> String {
     let mut codes = new_table();
     codes.set_header(vec!["Code", "Matched as", "Cause", "Meaning"]);
     for code in &rules.code {
-        codes.add_row(vec![code.id(), code.notations().join(", "), code.cause.clone(), code.meaning.clone()]);
+        codes.add_row(vec![
+            code.id(),
+            code.notations().join(", "),
+            code.cause.clone(),
+            code.meaning.clone(),
+        ]);
     }
     let mut signals = new_table();
     signals.set_header(vec!["Signal", "Cause", "Any of"]);
     for signal in &rules.signal {
-        signals.add_row(vec![signal.id.clone(), signal.cause.clone(), signal.any.join(" | ")]);
+        signals.add_row(vec![
+            signal.id.clone(),
+            signal.cause.clone(),
+            signal.any.join(" | "),
+        ]);
     }
     format!("Root causes:\n{causes}\n\nError codes:\n{codes}\n\nText signals:\n{signals}\n")
 }
@@ -203,5 +229,7 @@ fn terminal_width() -> Option<u16> {
     if !std::io::stdout().is_terminal() {
         return None;
     }
-    std::env::var("COLUMNS").ok().and_then(|columns| columns.parse().ok())
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|columns| columns.parse().ok())
 }

@@ -24,7 +24,10 @@ impl SecretMasker {
         let patterns = [
             (r"(?i)((?:proxy-)?authorization\s*:\s*)(.+)", "${1}********"),
             (r"(?i)(<(?:\w+:)?password>)([^<]*)(</)", "${1}********${3}"),
-            (r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)", "${1}********${3}"),
+            (
+                r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)",
+                "${1}********${3}",
+            ),
             (
                 r#"(?i)(\b(?:password|passwd|pwd|proxy_?pass(?:word)?|secret)\b\s*(?:[=:]|\bis\b)\s*)("[^"]*"|'[^']*'|[^\s&;,]+)"#,
                 "${1}********",
@@ -32,9 +35,15 @@ impl SecretMasker {
         ];
         let patterns = patterns
             .into_iter()
-            .filter_map(|(pattern, replacement)| Regex::new(pattern).ok().map(|regex| (regex, replacement)))
+            .filter_map(|(pattern, replacement)| {
+                Regex::new(pattern).ok().map(|regex| (regex, replacement))
+            })
             .collect();
-        let mut secrets: Vec<String> = secrets.iter().filter(|s| s.chars().count() >= 3).cloned().collect();
+        let mut secrets: Vec<String> = secrets
+            .iter()
+            .filter(|s| s.chars().count() >= 3)
+            .cloned()
+            .collect();
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         SecretMasker { secrets, patterns }
@@ -67,7 +76,10 @@ mod tests {
         let masker = SecretMasker::new(&["Pr0xy-S3cret!".to_string()]);
         let cases = [
             ("using Pr0xy-S3cret! for proxy", "Pr0xy-S3cret!"),
-            ("> Proxy-Authorization: Basic Q09SUFxzdmM6cHc=", "Q09SUFxzdmM6cHc="),
+            (
+                "> Proxy-Authorization: Basic Q09SUFxzdmM6cHc=",
+                "Q09SUFxzdmM6cHc=",
+            ),
             ("http://svc:hunter22@proxy.corp:8080/", "hunter22"),
             ("connect password=hunter22 user=x", "hunter22"),
             ("<password>hunter22</password>", "hunter22"),

@@ -83,9 +83,11 @@ impl Scanner<'_> {
                 continue;
             }
             let start = memchr::memrchr(terminator, &region[..offset]).map_or(0, |pos| pos + 1);
-            let end = memchr::memchr(terminator, &region[offset..]).map_or(region.len(), |pos| offset + pos);
+            let end = memchr::memchr(terminator, &region[offset..])
+                .map_or(region.len(), |pos| offset + pos);
             next_allowed = end + 1;
-            counted_lines += memchr::memchr_iter(terminator, &region[counted_to..start]).count() as u64;
+            counted_lines +=
+                memchr::memchr_iter(terminator, &region[counted_to..start]).count() as u64;
             counted_to = start;
             self.line(base + counted_lines + 1, &region[start..end]);
         }
@@ -113,7 +115,10 @@ impl Scanner<'_> {
             line: number,
             stamp: header.as_ref().map(|h| h.stamp),
             thread: header.as_ref().and_then(|h| h.thread).map(str::to_string),
-            component: header.as_ref().and_then(|h| h.component).map(str::to_string),
+            component: header
+                .as_ref()
+                .and_then(|h| h.component)
+                .map(str::to_string),
             text,
             matched,
         });
@@ -138,7 +143,12 @@ fn last_stamp(region: &[u8], terminator: u8) -> Option<LogStamp> {
 }
 
 /// Scans a member's bytes from `reader`, reading at most `cap` bytes.
-pub fn scan_text(reader: &mut dyn Read, cap: u64, matcher: &Matcher, masker: &SecretMasker) -> io::Result<MemberScan> {
+pub fn scan_text(
+    reader: &mut dyn Read,
+    cap: u64,
+    matcher: &Matcher,
+    masker: &SecretMasker,
+) -> io::Result<MemberScan> {
     let mut limited = reader.take(cap);
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
     fill(&mut limited, &mut buffer, CHUNK_BYTES)?;
@@ -159,7 +169,11 @@ pub fn scan_text(reader: &mut dyn Read, cap: u64, matcher: &Matcher, masker: &Se
         scanner.region(&decoded);
         count_last_line(&mut scanner.scan, &decoded, scanner.terminator);
         scanner.scan.bytes = bytes_read;
-        scanner.scan.encoding = Some(if encoding == TextEncoding::Utf16Le { "UTF-16LE" } else { "UTF-16BE" });
+        scanner.scan.encoding = Some(if encoding == TextEncoding::Utf16Le {
+            "UTF-16LE"
+        } else {
+            "UTF-16BE"
+        });
         scanner.scan.truncated = bytes_read >= cap;
         return Ok(scanner.scan);
     }
@@ -245,7 +259,10 @@ mod tests {
         assert_eq!(result.matches.len(), 2);
         assert_eq!(result.matches[0].line, 2);
         assert_eq!(result.matches[1].line, 3);
-        assert_eq!(result.matches[1].matched.causes[0].cause, "dns-resolution-failed");
+        assert_eq!(
+            result.matches[1].matched.causes[0].cause,
+            "dns-resolution-failed"
+        );
         assert_eq!(result.first_stamp.map(|s| s.second), Some(31));
         assert_eq!(result.last_stamp.map(|s| s.second), Some(33));
     }
@@ -253,7 +270,10 @@ mod tests {
     #[test]
     fn utf16_transcript_is_decoded() {
         let text = "* Trying 192.0.2.1:443...\r\ncurl: (6) Could not resolve host: tetra-defs.amp.cisco.com\r\n";
-        let bytes: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let bytes: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
         let result = scan(&bytes);
         assert_eq!(result.encoding, Some("UTF-16LE"));
         assert_eq!(result.matches.len(), 1);
@@ -263,7 +283,8 @@ mod tests {
     #[test]
     fn line_numbers_survive_chunk_boundaries() {
         let mut log = String::new();
-        let noise = "(1, +0 ms) May 18 16:54:31 [1]: Query::LookupExecute: attempting lookup with cloud\n";
+        let noise =
+            "(1, +0 ms) May 18 16:54:31 [1]: Query::LookupExecute: attempting lookup with cloud\n";
         let lines = 2 * CHUNK_BYTES / noise.len() + 7;
         for _ in 0..lines {
             log.push_str(noise);

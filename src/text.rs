@@ -26,7 +26,12 @@ pub fn sniff_encoding(head: &[u8]) -> TextEncoding {
     }
     let pairs = sample.len() / 2;
     let even_nuls = sample.iter().step_by(2).filter(|&&b| b == 0).count();
-    let odd_nuls = sample.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    let odd_nuls = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|&&b| b == 0)
+        .count();
     // ASCII in UTF-16 puts a NUL in nearly every other byte; binary data and
     // UTF-8 text with stray NULs do not.
     if odd_nuls * 10 >= pairs * 7 && even_nuls * 10 < pairs {
@@ -95,10 +100,16 @@ mod tests {
         with_bom.extend("curl: (6)".encode_utf16().flat_map(u16::to_le_bytes));
         assert_eq!(sniff_encoding(&with_bom), TextEncoding::Utf16Le);
 
-        let without: Vec<u8> = "Name Type TTL".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let without: Vec<u8> = "Name Type TTL"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         assert_eq!(sniff_encoding(&without), TextEncoding::Utf16Le);
 
-        let big: Vec<u8> = "Name Type TTL".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let big: Vec<u8> = "Name Type TTL"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
         assert_eq!(sniff_encoding(&big), TextEncoding::Utf16Be);
 
         assert_eq!(sniff_encoding(b"plain ascii text"), TextEncoding::Utf8);

@@ -44,7 +44,10 @@ pub fn flatten(bytes: &[u8]) -> (FlatXml, Option<String>) {
             Ok(event) => event,
             Err(err) => {
                 let position = reader.error_position();
-                return (flat, Some(format!("malformed XML at byte {position}: {err}")));
+                return (
+                    flat,
+                    Some(format!("malformed XML at byte {position}: {err}")),
+                );
             }
         };
         match event {
@@ -110,14 +113,22 @@ pub struct LocalXml {
 
 /// Reads `local.xml`'s fields.
 pub fn parse_local(flat: &FlatXml) -> LocalXml {
-    let epoch = |suffix: &str| flat.find(suffix).and_then(|text| text.trim().parse::<i64>().ok()).filter(|t| *t > 0);
+    let epoch = |suffix: &str| {
+        flat.find(suffix)
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .filter(|t| *t > 0)
+    };
     let last_error_text = flat.find("tetra/lasterror").map(str::to_string);
     let last_error = last_error_text.as_deref().and_then(parse_u32_either_sign);
 
     let mut stats_versions = Vec::new();
     if let Some(json) = flat.find("stats/definitions") {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(json) {
-            let engines = value.get("engineDefinitions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            let engines = value
+                .get("engineDefinitions")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
             for engine in engines {
                 if let Some(version) = engine.get("defVersion").and_then(|v| v.as_str()) {
                     stats_versions.push(version.to_string());
@@ -166,7 +177,10 @@ pub struct ProxySettings {
 impl ProxySettings {
     /// Returns whether a proxy server is configured.
     pub fn is_configured(&self) -> bool {
-        self.host.as_deref().is_some_and(|host| !host.trim().is_empty()) || self.pac_url.is_some()
+        self.host
+            .as_deref()
+            .is_some_and(|host| !host.trim().is_empty())
+            || self.pac_url.is_some()
     }
 }
 
@@ -193,8 +207,13 @@ pub struct PolicyXml {
 /// Reads `policy.xml`'s fields. Returns the settings and, separately, the
 /// proxy password so the caller can mask it wherever it appears.
 pub fn parse_policy(flat: &FlatXml) -> (PolicyXml, Option<String>) {
-    let text = |suffix: &str| flat.find(&format!("config/{suffix}")).or_else(|| flat.find(suffix)).map(str::to_string);
-    let flag = |suffix: &str| text(suffix).map(|value| !matches!(value.trim(), "0" | "false" | "no" | ""));
+    let text = |suffix: &str| {
+        flat.find(&format!("config/{suffix}"))
+            .or_else(|| flat.find(suffix))
+            .map(str::to_string)
+    };
+    let flag =
+        |suffix: &str| text(suffix).map(|value| !matches!(value.trim(), "0" | "false" | "no" | ""));
     let number = |suffix: &str| text(suffix).and_then(|value| value.trim().parse::<u64>().ok());
     let password = text("proxy/password").filter(|value| !value.is_empty());
 
@@ -243,7 +262,10 @@ mod tests {
         let (flat, error) = flatten(LOCAL.as_bytes());
         assert!(error.is_none());
         let local = parse_local(&flat);
-        assert_eq!(local.connector_guid.as_deref(), Some("5c6e64fa-7738-4b39-b201-15451e33bfe6"));
+        assert_eq!(
+            local.connector_guid.as_deref(),
+            Some("5c6e64fa-7738-4b39-b201-15451e33bfe6")
+        );
         assert_eq!(local.tetra_version.as_deref(), Some("TETRA:90604"));
         assert_eq!(local.last_success, Some(1684428873));
         assert_eq!(local.last_error, Some(4294965196));

@@ -38,7 +38,10 @@ pub fn assign_years(stamps: &[LogStamp], anchor: NaiveDate) -> Vec<i32> {
     }
 
     let last_year = year_of_last(last, anchor);
-    crossings.iter().map(|crossed| last_year - (count - crossed)).collect()
+    crossings
+        .iter()
+        .map(|crossed| last_year - (count - crossed))
+        .collect()
 }
 
 /// Returns the year of a stamp known to be at most about `anchor`.
@@ -57,14 +60,19 @@ fn year_of_last(stamp: &LogStamp, anchor: NaiveDate) -> i32 {
 
 /// Builds a full local date and time, or `None` for an impossible date.
 pub fn to_datetime(stamp: &LogStamp, year: i32) -> Option<NaiveDateTime> {
-    NaiveDate::from_ymd_opt(year, stamp.month, stamp.day)?.and_hms_opt(stamp.hour, stamp.minute, stamp.second)
+    NaiveDate::from_ymd_opt(year, stamp.month, stamp.day)?.and_hms_opt(
+        stamp.hour,
+        stamp.minute,
+        stamp.second,
+    )
 }
 
 /// Finds a date such as `2023_05_18`, `2023-05-18` or `20230518` in a bundle
 /// file name.
 pub fn date_in_name(name: &str) -> Option<NaiveDate> {
     static DATE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?:^|\D)(20\d\d)[-_.]?(\d\d)[-_.]?(\d\d)(?:\D|$)").expect("constant pattern compiles")
+        Regex::new(r"(?:^|\D)(20\d\d)[-_.]?(\d\d)[-_.]?(\d\d)(?:\D|$)")
+            .expect("constant pattern compiles")
     });
     DATE.captures_iter(name).find_map(|captures| {
         let year = captures[1].parse().ok()?;
@@ -80,7 +88,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn stamp(month: u32, day: u32) -> LogStamp {
-        LogStamp { month, day, hour: 12, minute: 0, second: 0 }
+        LogStamp {
+            month,
+            day,
+            hour: 12,
+            minute: 0,
+            second: 0,
+        }
     }
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -89,13 +103,19 @@ mod tests {
 
     #[test]
     fn same_year_when_before_anchor() {
-        assert_eq!(assign_years(&[stamp(5, 17), stamp(5, 18)], date(2023, 5, 18)), [2023, 2023]);
+        assert_eq!(
+            assign_years(&[stamp(5, 17), stamp(5, 18)], date(2023, 5, 18)),
+            [2023, 2023]
+        );
     }
 
     #[test]
     fn crossing_new_year() {
         let stamps = [stamp(12, 30), stamp(12, 31), stamp(1, 1), stamp(1, 2)];
-        assert_eq!(assign_years(&stamps, date(2024, 1, 3)), [2023, 2023, 2024, 2024]);
+        assert_eq!(
+            assign_years(&stamps, date(2024, 1, 3)),
+            [2023, 2023, 2024, 2024]
+        );
     }
 
     #[test]
@@ -115,8 +135,14 @@ mod tests {
 
     #[test]
     fn dates_in_bundle_names() {
-        assert_eq!(date_in_name("CiscoAMP_Support_Tool_2023_05_18_21_40_12.7z"), Some(date(2023, 5, 18)));
-        assert_eq!(date_in_name("bundle-2024-01-03.zip"), Some(date(2024, 1, 3)));
+        assert_eq!(
+            date_in_name("CiscoAMP_Support_Tool_2023_05_18_21_40_12.7z"),
+            Some(date(2023, 5, 18))
+        );
+        assert_eq!(
+            date_in_name("bundle-2024-01-03.zip"),
+            Some(date(2024, 1, 3))
+        );
         assert_eq!(date_in_name("amp_20230518.zip"), Some(date(2023, 5, 18)));
         assert_eq!(date_in_name("bundle.zip"), None);
         assert_eq!(date_in_name("v8.1.7.21417.zip"), None);

@@ -57,7 +57,10 @@ pub enum InputFormat {
 
 /// Returns the archive format that `head` starts with, if any.
 pub fn archive_magic(head: &[u8]) -> Option<InputFormat> {
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") || head.starts_with(b"PK\x07\x08") {
+    if head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"PK\x05\x06")
+        || head.starts_with(b"PK\x07\x08")
+    {
         Some(InputFormat::Zip)
     } else if head.starts_with(b"7z\xBC\xAF\x27\x1C") {
         Some(InputFormat::SevenZip)
@@ -160,7 +163,8 @@ impl Lister<'_> {
         let bytes = match read_entry_bytes(&entry, self.limits.max_nested_bytes) {
             Ok(bytes) => Arc::new(bytes),
             Err(err) => {
-                self.warnings.push(format!("{}: nested archive unreadable: {err}", entry.path));
+                self.warnings
+                    .push(format!("{}: nested archive unreadable: {err}", entry.path));
                 return Ok(());
             }
         };
@@ -173,7 +177,8 @@ impl Lister<'_> {
             Ok(()) => Ok(()),
             Err(err @ Error::LimitExceeded { .. }) => Err(err),
             Err(err) => {
-                self.warnings.push(format!("{}: nested archive skipped: {err}", entry.path));
+                self.warnings
+                    .push(format!("{}: nested archive skipped: {err}", entry.path));
                 Ok(())
             }
         }
@@ -240,12 +245,13 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
 }
 
 fn list_directory(lister: &mut Lister<'_>, root: &Path) -> Result<()> {
-    let mut walker = walkdir::WalkDir::new(root).sort_by_file_name().into_iter();
-    while let Some(item) = walker.next() {
+    for item in walkdir::WalkDir::new(root).sort_by_file_name() {
         let item = match item {
             Ok(item) => item,
             Err(err) => {
-                lister.warnings.push(format!("{}: cannot list: {err}", root.display()));
+                lister
+                    .warnings
+                    .push(format!("{}: cannot list: {err}", root.display()));
                 continue;
             }
         };
@@ -256,9 +262,12 @@ fn list_directory(lister: &mut Lister<'_>, root: &Path) -> Result<()> {
         let relative = item.path().strip_prefix(root).unwrap_or(item.path());
         let member_path = normalize_member_path(&relative.to_string_lossy());
         let mut head = Vec::with_capacity(HEAD_LEN);
-        let read = File::open(item.path()).and_then(|file| file.take(HEAD_LEN as u64).read_to_end(&mut head));
+        let read = File::open(item.path())
+            .and_then(|file| file.take(HEAD_LEN as u64).read_to_end(&mut head));
         if let Err(err) = read {
-            lister.warnings.push(format!("{member_path}: cannot read: {err}"));
+            lister
+                .warnings
+                .push(format!("{member_path}: cannot read: {err}"));
             continue;
         }
         let size = item.metadata().map(|meta| meta.len()).unwrap_or(0);
@@ -308,7 +317,9 @@ pub fn read_entry_bytes(entry: &Entry, cap: u64) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
         reader.take(cap + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > cap {
-            return Err(io::Error::other(format!("larger than the {cap}-byte limit")));
+            return Err(io::Error::other(format!(
+                "larger than the {cap}-byte limit"
+            )));
         }
         Ok(bytes)
     })?

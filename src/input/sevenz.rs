@@ -12,7 +12,12 @@ use super::{archive_magic, normalize_member_path, Entry, Lister, Location, HEAD_
 use crate::classify::{classify, MemberKind};
 use crate::error::{Error, Result};
 
-pub(super) fn list<R: Read + Seek>(lister: &mut Lister<'_>, source: R, prefix: &str, depth: u32) -> Result<()> {
+pub(super) fn list<R: Read + Seek>(
+    lister: &mut Lister<'_>,
+    source: R,
+    prefix: &str,
+    depth: u32,
+) -> Result<()> {
     let input = lister.input.to_path_buf();
     let damaged = |reason: String| Error::DamagedArchive {
         path: input.clone(),
@@ -22,9 +27,13 @@ pub(super) fn list<R: Read + Seek>(lister: &mut Lister<'_>, source: R, prefix: &
             format!("{prefix}: {reason}")
         },
     };
-    let mut reader = ArchiveReader::new(source, Password::empty()).map_err(|err| damaged(format!("cannot open 7z: {err}")))?;
+    let mut reader = ArchiveReader::new(source, Password::empty())
+        .map_err(|err| damaged(format!("cannot open 7z: {err}")))?;
 
-    let member_cap = lister.limits.max_member_bytes.min(lister.limits.max_nested_bytes);
+    let member_cap = lister
+        .limits
+        .max_member_bytes
+        .min(lister.limits.max_nested_bytes);
     let mut kept: Vec<Entry> = Vec::new();
     let mut limit_error: Option<Error> = None;
     let mut listed = 0u64;
@@ -74,7 +83,10 @@ pub(super) fn list<R: Read + Seek>(lister: &mut Lister<'_>, source: R, prefix: &
         if kept.is_empty() {
             return Err(damaged(format!("cannot read 7z: {err}")));
         }
-        lister.warnings.push(format!("{prefix}: 7z archive damaged after {} readable entries: {err}", kept.len()));
+        lister.warnings.push(format!(
+            "{prefix}: 7z archive damaged after {} readable entries: {err}",
+            kept.len()
+        ));
     }
     for entry in kept {
         lister.count_entry()?;

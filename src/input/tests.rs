@@ -7,7 +7,9 @@ use super::*;
 fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, content) in files {
-        writer.start_file(*name, SimpleFileOptions::default()).expect("start entry");
+        writer
+            .start_file(*name, SimpleFileOptions::default())
+            .expect("start entry");
         writer.write_all(content).expect("write entry");
     }
     writer.finish().expect("finish zip").into_inner()
@@ -31,7 +33,11 @@ fn write_temp(bytes: &[u8], name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn paths(listing: &Listing) -> Vec<String> {
-    listing.entries.iter().map(|entry| entry.path.clone()).collect()
+    listing
+        .entries
+        .iter()
+        .map(|entry| entry.path.clone())
+        .collect()
 }
 
 #[test]
@@ -46,12 +52,18 @@ fn zip_named_7z_is_read_as_zip() {
 #[test]
 fn nested_archives_are_opened() {
     let inner = zip_bytes(&[("Program Files/Cisco/AMP/local.xml", b"<config/>")]);
-    let outer = zip_bytes(&[("case/CiscoAMP_Support_Tool.7z", &inner), ("notes.txt", b"hello")]);
+    let outer = zip_bytes(&[
+        ("case/CiscoAMP_Support_Tool.7z", &inner),
+        ("notes.txt", b"hello"),
+    ]);
     let (_dir, path) = write_temp(&outer, "case.zip");
     let listing = list(&path, &Limits::default()).expect("listing");
     assert_eq!(
         paths(&listing),
-        ["case/CiscoAMP_Support_Tool.7z!/Program Files/Cisco/AMP/local.xml", "notes.txt"]
+        [
+            "case/CiscoAMP_Support_Tool.7z!/Program Files/Cisco/AMP/local.xml",
+            "notes.txt"
+        ]
     );
     let content = read_entry_bytes(&listing.entries[0], 1024).expect("read nested entry");
     assert_eq!(content, b"<config/>");
@@ -66,14 +78,21 @@ fn nesting_depth_is_limited() {
     let (_dir, path) = write_temp(&bytes, "deep.zip");
     let listing = list(&path, &Limits::default()).expect("listing");
     assert!(listing.entries.is_empty());
-    assert!(listing.warnings.iter().any(|w| w.contains("--max-depth")), "{:?}", listing.warnings);
+    assert!(
+        listing.warnings.iter().any(|w| w.contains("--max-depth")),
+        "{:?}",
+        listing.warnings
+    );
 }
 
 #[test]
 fn real_7z_is_read() {
     let bytes = sevenz_bytes(&[
         ("Program Files/Cisco/AMP/local.xml", b"<config/>"),
-        ("Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log", b"(1, +0 ms) May 18 16:54:33 [1]: A::B: c\n"),
+        (
+            "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log",
+            b"(1, +0 ms) May 18 16:54:33 [1]: A::B: c\n",
+        ),
         ("Program Files/Cisco/AMP/history.db", b"SQLite format 3\0"),
     ]);
     let (_dir, path) = write_temp(&bytes, "bundle.zip");
@@ -81,7 +100,10 @@ fn real_7z_is_read() {
     assert_eq!(listing.format, InputFormat::SevenZip);
     assert_eq!(
         paths(&listing),
-        ["Program Files/Cisco/AMP/local.xml", "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"]
+        [
+            "Program Files/Cisco/AMP/local.xml",
+            "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"
+        ]
     );
 }
 
@@ -95,8 +117,12 @@ fn truncated_zip_is_a_damaged_archive() {
 
 #[test]
 fn entry_count_is_limited() {
-    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("f{i}.txt"), vec![b'a'])).collect();
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..20).map(|i| (format!("f{i}.txt"), vec![b'a'])).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
     let (_dir, path) = write_temp(&zip_bytes(&refs), "many.zip");
     let limits = Limits {
         max_entries: 10,
@@ -114,12 +140,21 @@ fn directory_bundle_is_walked() {
     std::fs::write(amp.join("sfc.exe.log"), b"line\n").expect("write log");
     let listing = list(dir.path(), &Limits::default()).expect("listing");
     assert_eq!(listing.format, InputFormat::Directory);
-    assert_eq!(paths(&listing), ["Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"]);
+    assert_eq!(
+        paths(&listing),
+        ["Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log"]
+    );
 }
 
 #[test]
 fn member_paths_are_normalized() {
-    assert_eq!(normalize_member_path("C:\\Program Files\\Cisco\\AMP\\local.xml"), "Program Files/Cisco/AMP/local.xml");
+    assert_eq!(
+        normalize_member_path("C:\\Program Files\\Cisco\\AMP\\local.xml"),
+        "Program Files/Cisco/AMP/local.xml"
+    );
     assert_eq!(normalize_member_path("/./a//b/"), "a/b");
-    assert_eq!(normalize_member_path("../../etc/passwd"), "../../etc/passwd");
+    assert_eq!(
+        normalize_member_path("../../etc/passwd"),
+        "../../etc/passwd"
+    );
 }

@@ -20,7 +20,12 @@ fn open_archive(backing: &Backing) -> io::Result<ZipArchive<Box<dyn ReadSeek + '
     ZipArchive::new(reader).map_err(io::Error::other)
 }
 
-pub(super) fn list(lister: &mut Lister<'_>, backing: Backing, prefix: &str, depth: u32) -> Result<()> {
+pub(super) fn list(
+    lister: &mut Lister<'_>,
+    backing: Backing,
+    prefix: &str,
+    depth: u32,
+) -> Result<()> {
     let damaged = |reason: String| Error::DamagedArchive {
         path: lister.input.to_path_buf(),
         reason: if prefix.is_empty() {
@@ -29,20 +34,25 @@ pub(super) fn list(lister: &mut Lister<'_>, backing: Backing, prefix: &str, dept
             format!("{prefix}: {reason}")
         },
     };
-    let mut archive = open_archive(&backing).map_err(|err| damaged(format!("cannot open ZIP: {err}")))?;
+    let mut archive =
+        open_archive(&backing).map_err(|err| damaged(format!("cannot open ZIP: {err}")))?;
 
     for index in 0..archive.len() {
         lister.count_entry()?;
         let (name, size, mtime, encrypted, is_dir) = match archive.by_index_raw(index) {
             Ok(file) => (
-                file.name().map(|name| name.into_owned()).unwrap_or_else(|_| format!("<entry {index}>")),
+                file.name()
+                    .map(|name| name.into_owned())
+                    .unwrap_or_else(|_| format!("<entry {index}>")),
                 file.size(),
                 file.last_modified().and_then(zip_time),
                 file.encrypted(),
                 file.is_dir(),
             ),
             Err(err) => {
-                lister.warnings.push(format!("{prefix}<entry {index}>: unreadable entry header: {err}"));
+                lister.warnings.push(format!(
+                    "{prefix}<entry {index}>: unreadable entry header: {err}"
+                ));
                 continue;
             }
         };
@@ -51,16 +61,23 @@ pub(super) fn list(lister: &mut Lister<'_>, backing: Backing, prefix: &str, dept
         }
         let path = format!("{prefix}{}", normalize_member_path(&name));
         if encrypted {
-            lister.warnings.push(format!("{path}: encrypted entry skipped (no password is used)"));
+            lister.warnings.push(format!(
+                "{path}: encrypted entry skipped (no password is used)"
+            ));
             continue;
         }
         let mut head = Vec::with_capacity(HEAD_LEN);
         let head_read = match archive.by_index(index) {
-            Ok(file) => file.take(HEAD_LEN as u64).read_to_end(&mut head).map(|_| ()),
+            Ok(file) => file
+                .take(HEAD_LEN as u64)
+                .read_to_end(&mut head)
+                .map(|_| ()),
             Err(err) => Err(io::Error::other(err)),
         };
         if let Err(err) = head_read {
-            lister.warnings.push(format!("{path}: unreadable entry: {err}"));
+            lister
+                .warnings
+                .push(format!("{path}: unreadable entry: {err}"));
             continue;
         }
         let entry = Entry {
@@ -93,7 +110,12 @@ fn zip_time(time: zip::DateTime) -> Option<NaiveDateTime> {
     if time.year() <= 1980 {
         return None;
     }
-    NaiveDate::from_ymd_opt(i32::from(time.year()), u32::from(time.month()), u32::from(time.day()))?.and_hms_opt(
+    NaiveDate::from_ymd_opt(
+        i32::from(time.year()),
+        u32::from(time.month()),
+        u32::from(time.day()),
+    )?
+    .and_hms_opt(
         u32::from(time.hour()),
         u32::from(time.minute()),
         u32::from(time.second()),

@@ -149,7 +149,11 @@ impl Matcher {
         }
 
         let automaton = build_automaton(&literals)?;
-        let markers: Vec<String> = rules.debug_marker.iter().map(|m| m.text.to_lowercase()).collect();
+        let markers: Vec<String> = rules
+            .debug_marker
+            .iter()
+            .map(|m| m.text.to_lowercase())
+            .collect();
         let debug_markers = build_automaton(&markers)?;
         Ok(Matcher {
             automaton,
@@ -164,7 +168,9 @@ impl Matcher {
     /// Returns the byte offsets in `haystack` where a rule literal starts.
     /// Lines holding none of them can match no rule.
     pub fn candidate_offsets<'a>(&'a self, haystack: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-        self.automaton.find_iter(haystack).map(|found| found.start())
+        self.automaton
+            .find_iter(haystack)
+            .map(|found| found.start())
     }
 
     /// Returns whether the text contains a debug-level marker.
@@ -195,7 +201,10 @@ impl Matcher {
                 0 => {
                     let code = &self.codes[index];
                     let in_context = code.context.is_empty()
-                        || code.context.iter().any(|word| lower.contains(word.as_str()));
+                        || code
+                            .context
+                            .iter()
+                            .any(|word| lower.contains(word.as_str()));
                     if in_context && code.regex.is_match(line) {
                         add_hit(&mut result.causes, &code.cause, code.rank, &code.id);
                     }
@@ -203,8 +212,14 @@ impl Matcher {
                 1 => {
                     let signal = &self.signals[index];
                     let holds_all = signal.all.iter().all(|word| lower.contains(word.as_str()));
-                    let excluded = signal.unless.iter().any(|word| lower.contains(word.as_str()));
-                    let regex_ok = signal.regex.as_ref().is_none_or(|regex| regex.is_match(line));
+                    let excluded = signal
+                        .unless
+                        .iter()
+                        .any(|word| lower.contains(word.as_str()));
+                    let regex_ok = signal
+                        .regex
+                        .as_ref()
+                        .is_none_or(|regex| regex.is_match(line));
                     if holds_all && !excluded && regex_ok {
                         add_hit(&mut result.causes, &signal.cause, signal.rank, &signal.id);
                     }
@@ -215,7 +230,10 @@ impl Matcher {
                         .groups
                         .iter()
                         .all(|group| group.iter().any(|word| lower.contains(word.as_str())));
-                    let excluded = event.unless.iter().any(|word| lower.contains(word.as_str()));
+                    let excluded = event
+                        .unless
+                        .iter()
+                        .any(|word| lower.contains(word.as_str()));
                     // Rules come in file order, so the first rule that holds
                     // decides the event kind.
                     if in_groups && !excluded && result.event.is_none() {
@@ -281,7 +299,11 @@ fn code_pattern(code: &Code) -> (Vec<String>, String) {
                 alternatives.push(format!(
                     r"\b(?:winhttp|error|err|code|failed|failure|status|result)\D{{0,24}}\b{value}\b"
                 ));
-                push_hresult(0x8007_0000 | (value as u32 & 0xFFFF), &mut literals, &mut alternatives);
+                push_hresult(
+                    0x8007_0000 | (value as u32 & 0xFFFF),
+                    &mut literals,
+                    &mut alternatives,
+                );
             }
             Notation::Curl => {
                 literals.push("curl".to_string());
@@ -338,7 +360,12 @@ mod tests {
     }
 
     fn causes(line: &str) -> Vec<String> {
-        matcher().match_line(line).causes.into_iter().map(|hit| hit.cause).collect()
+        matcher()
+            .match_line(line)
+            .causes
+            .into_iter()
+            .map(|hit| hit.cause)
+            .collect()
     }
 
     #[test]
@@ -350,7 +377,11 @@ mod tests {
             "hr=2148081683",
             "returned -2146885613",
         ] {
-            assert_eq!(causes(line), ["tls-revocation-check-failed"], "line: {line}");
+            assert_eq!(
+                causes(line),
+                ["tls-revocation-check-failed"],
+                "line: {line}"
+            );
         }
     }
 
@@ -362,14 +393,20 @@ mod tests {
 
     #[test]
     fn winhttp_number_needs_context() {
-        assert_eq!(causes("WinHttpSendRequest failed with error 12029"), ["server-unreachable"]);
+        assert_eq!(
+            causes("WinHttpSendRequest failed with error 12029"),
+            ["server-unreachable"]
+        );
         assert_eq!(causes("hresult 0x80072EE7"), ["dns-resolution-failed"]);
-        assert!(causes("(1212029, +0 ms) May 18 16:54:33 [12029]: Event::HandleCreation").is_empty());
+        assert!(
+            causes("(1212029, +0 ms) May 18 16:54:33 [12029]: Event::HandleCreation").is_empty()
+        );
     }
 
     #[test]
     fn proxy_beats_generic_connect_failure() {
-        let line = "curl: (7) Failed to connect to proxy.corp.example port 8080: Connection refused";
+        let line =
+            "curl: (7) Failed to connect to proxy.corp.example port 8080: Connection refused";
         assert_eq!(causes(line), ["proxy-connect-failed"]);
         let direct = "curl: (7) Failed to connect to tetra-defs.amp.cisco.com port 443: Timed out";
         assert_eq!(causes(direct), ["server-unreachable"]);
@@ -377,7 +414,10 @@ mod tests {
 
     #[test]
     fn status_line_407_is_proxy_auth() {
-        assert_eq!(causes("< HTTP/1.1 407 Proxy Authentication Required"), ["proxy-auth-failed"]);
+        assert_eq!(
+            causes("< HTTP/1.1 407 Proxy Authentication Required"),
+            ["proxy-auth-failed"]
+        );
     }
 
     #[test]

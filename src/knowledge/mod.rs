@@ -233,22 +233,36 @@ impl RuleSet {
         let known: BTreeMap<&str, &Cause> = self.cause.iter().map(|c| (c.id.as_str(), c)).collect();
         for code in &self.code {
             if !known.contains_key(code.cause.as_str()) {
-                return Err(invalid(format!("code {} names unknown cause {:?}", code.id(), code.cause)));
+                return Err(invalid(format!(
+                    "code {} names unknown cause {:?}",
+                    code.id(),
+                    code.cause
+                )));
             }
             if code.value.is_none() && code.symbol.is_none() {
-                return Err(invalid(format!("a {:?} code has neither value nor symbol", code.notation)));
+                return Err(invalid(format!(
+                    "a {:?} code has neither value nor symbol",
+                    code.notation
+                )));
             }
         }
         for signal in &self.signal {
             if !known.contains_key(signal.cause.as_str()) {
-                return Err(invalid(format!("signal {} names unknown cause {:?}", signal.id, signal.cause)));
+                return Err(invalid(format!(
+                    "signal {} names unknown cause {:?}",
+                    signal.id, signal.cause
+                )));
             }
             if signal.any.is_empty() {
-                return Err(invalid(format!("signal {} has an empty `any` list", signal.id)));
+                return Err(invalid(format!(
+                    "signal {} has an empty `any` list",
+                    signal.id
+                )));
             }
             if let Some(pattern) = &signal.regex {
-                regex::Regex::new(pattern)
-                    .map_err(|err| invalid(format!("signal {}: invalid regex: {err}", signal.id)))?;
+                regex::Regex::new(pattern).map_err(|err| {
+                    invalid(format!("signal {}: invalid regex: {err}", signal.id))
+                })?;
             }
         }
         for event in &self.event {
@@ -267,9 +281,9 @@ impl RuleSet {
     /// Returns the documented `lasterror` entry for a value, given in either
     /// its unsigned or signed 32-bit form.
     pub fn lasterror(&self, value: u32) -> Option<&Code> {
-        self.code
-            .iter()
-            .find(|code| code.notation == Notation::Lasterror && code.value == Some(u64::from(value)))
+        self.code.iter().find(|code| {
+            code.notation == Notation::Lasterror && code.value == Some(u64::from(value))
+        })
     }
 }
 

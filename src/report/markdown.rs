@@ -14,7 +14,10 @@ fn cell(text: &str) -> String {
 /// Renders one report as a case note.
 pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
-    out.push_str(&format!("### TETRA update triage: `{}`\n\n", cell(&report.bundle)));
+    out.push_str(&format!(
+        "### TETRA update triage: `{}`\n\n",
+        cell(&report.bundle)
+    ));
     out.push_str(&format!("**Verdict:** {}\n\n", report.verdict));
     if report.redacted {
         out.push_str("_Identifiers in this note are redacted._\n\n");
@@ -27,30 +30,50 @@ pub fn render_markdown(report: &Report) -> String {
         ("Connector version", report.connector.version.clone()),
         ("TETRA definitions", definitions.version.clone()),
         ("Last success (UTC)", definitions.last_success.clone()),
-        ("Hours since success", definitions.hours_since_success.map(|h| h.to_string())),
+        (
+            "Hours since success",
+            definitions.hours_since_success.map(|h| h.to_string()),
+        ),
         (
             "Last update error",
-            definitions.last_error.as_ref().map(|error| match (error.unsigned, error.signed) {
-                (Some(unsigned), Some(signed)) => {
-                    format!("{unsigned} ({signed}) {}", error.meaning.clone().unwrap_or_default())
-                }
-                _ => error.text.clone(),
-            }),
+            definitions
+                .last_error
+                .as_ref()
+                .map(|error| match (error.unsigned, error.signed) {
+                    (Some(unsigned), Some(signed)) => {
+                        format!(
+                            "{unsigned} ({signed}) {}",
+                            error.meaning.clone().unwrap_or_default()
+                        )
+                    }
+                    _ => error.text.clone(),
+                }),
         ),
         (
             "Proxy",
             report.proxy.as_ref().map(|proxy| {
-                format!("{}:{}", proxy.host.clone().unwrap_or_default(), proxy.port.clone().unwrap_or_default())
+                format!(
+                    "{}:{}",
+                    proxy.host.clone().unwrap_or_default(),
+                    proxy.port.clone().unwrap_or_default()
+                )
             }),
         ),
     ];
     for (name, value) in rows {
-        out.push_str(&format!("| {name} | {} |\n", cell(value.as_deref().unwrap_or("-"))));
+        out.push_str(&format!(
+            "| {name} | {} |\n",
+            cell(value.as_deref().unwrap_or("-"))
+        ));
     }
     out.push('\n');
 
     for finding in &report.findings {
-        let marker = if Some(&finding.id) == report.root_cause.as_ref() { " (root cause)" } else { "" };
+        let marker = if Some(&finding.id) == report.root_cause.as_ref() {
+            " (root cause)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "#### {}{marker}\n`{}`, {:?} severity, {:?} confidence. {}\n\n",
             finding.title,

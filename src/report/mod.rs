@@ -21,8 +21,16 @@ pub enum Format {
 pub fn render(reports: &[Report], format: Format, width: Option<u16>) -> String {
     match format {
         Format::Json => render_json(reports),
-        Format::Table => reports.iter().map(|report| render_table(report, width)).collect::<Vec<_>>().join("\n"),
-        Format::Markdown => reports.iter().map(render_markdown).collect::<Vec<_>>().join("\n---\n\n"),
+        Format::Table => reports
+            .iter()
+            .map(|report| render_table(report, width))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Markdown => reports
+            .iter()
+            .map(render_markdown)
+            .collect::<Vec<_>>()
+            .join("\n---\n\n"),
     }
 }
 
@@ -44,7 +52,9 @@ pub fn printable(text: &str) -> String {
     for ch in text.chars() {
         match ch {
             '\t' => out.push(' '),
-            c if c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
+            {
                 out.push_str(&c.escape_unicode().to_string());
             }
             c => out.push(c),

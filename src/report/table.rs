@@ -13,7 +13,9 @@ const CELL_CHARS: usize = 160;
 
 fn new_table(width: Option<u16>) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     table.set_width(width.unwrap_or(120));
     table
 }
@@ -48,7 +50,10 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
     facts.set_header(vec!["Endpoint", ""]);
     let definitions = &report.definitions;
     let last_error = definitions.last_error.as_ref().map(|error| {
-        let meaning = error.meaning.clone().unwrap_or_else(|| "undocumented value".to_string());
+        let meaning = error
+            .meaning
+            .clone()
+            .unwrap_or_else(|| "undocumented value".to_string());
         match (error.unsigned, error.signed) {
             (Some(unsigned), Some(signed)) => format!("{unsigned} ({signed}): {meaning}"),
             _ => format!("{} (not a number)", error.text),
@@ -69,7 +74,11 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
         text
     });
     let versions = if report.connector.versions_found.len() > 1 {
-        format!("{} (also found: {})", or_dash(report.connector.version.as_deref()), report.connector.versions_found[1..].join(", "))
+        format!(
+            "{} (also found: {})",
+            or_dash(report.connector.version.as_deref()),
+            report.connector.versions_found[1..].join(", ")
+        )
     } else {
         or_dash(report.connector.version.as_deref())
     };
@@ -77,15 +86,38 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
         ("Connector GUID", or_dash(report.connector.guid.as_deref())),
         ("Connector version", versions),
         ("TETRA definitions", or_dash(definitions.version.as_deref())),
-        ("Last success (UTC)", or_dash(definitions.last_success.as_deref())),
-        ("Last check (UTC)", or_dash(definitions.last_check.as_deref())),
+        (
+            "Last success (UTC)",
+            or_dash(definitions.last_success.as_deref()),
+        ),
+        (
+            "Last check (UTC)",
+            or_dash(definitions.last_check.as_deref()),
+        ),
         (
             "Hours since success",
-            definitions.hours_since_success.map_or("-".to_string(), |hours| format!("{hours}")),
+            definitions
+                .hours_since_success
+                .map_or("-".to_string(), |hours| format!("{hours}")),
         ),
-        ("Last update error", last_error.unwrap_or_else(|| "-".to_string())),
-        ("Proxy", proxy.map(|p| printable(&p)).unwrap_or_else(|| "none configured or policy.xml missing".to_string())),
-        ("Debug logs", if report.logs.debug { "yes".to_string() } else { "no".to_string() }),
+        (
+            "Last update error",
+            last_error.unwrap_or_else(|| "-".to_string()),
+        ),
+        (
+            "Proxy",
+            proxy
+                .map(|p| printable(&p))
+                .unwrap_or_else(|| "none configured or policy.xml missing".to_string()),
+        ),
+        (
+            "Debug logs",
+            if report.logs.debug {
+                "yes".to_string()
+            } else {
+                "no".to_string()
+            },
+        ),
     ];
     for (name, value) in rows {
         facts.add_row(vec![Cell::new(name), Cell::new(value)]);
@@ -110,7 +142,11 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
         out.push_str("\n\n");
     }
 
-    if let Some(root) = report.findings.iter().find(|finding| Some(&finding.id) == report.root_cause.as_ref()) {
+    if let Some(root) = report
+        .findings
+        .iter()
+        .find(|finding| Some(&finding.id) == report.root_cause.as_ref())
+    {
         out.push_str(&root_cause_section(root, width));
     }
 
@@ -133,7 +169,11 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
         out.push_str(&format!(
             "Timeline of update activity ({} entries{}):\n",
             report.timeline.len(),
-            if skipped > 0 { format!(", last {TIMELINE_SHOWN} shown") } else { String::new() }
+            if skipped > 0 {
+                format!(", last {TIMELINE_SHOWN} shown")
+            } else {
+                String::new()
+            }
         ));
         out.push_str(&timeline.to_string());
         out.push_str("\n\n");
@@ -157,11 +197,18 @@ fn root_cause_section(root: &Finding, width: Option<u16>) -> String {
             Some(line) => format!("{}:{line}", short_path(&item.file)),
             None => short_path(&item.file),
         };
-        evidence.add_row(vec![printable(&place), or_dash(item.time.as_deref()), cut(&item.text)]);
+        evidence.add_row(vec![
+            printable(&place),
+            or_dash(item.time.as_deref()),
+            cut(&item.text),
+        ]);
     }
     out.push_str(&evidence.to_string());
     if root.evidence_count as usize > root.evidence.len() {
-        out.push_str(&format!("\n({} evidence items in all; --format json lists the latest)", root.evidence_count));
+        out.push_str(&format!(
+            "\n({} evidence items in all; --format json lists the latest)",
+            root.evidence_count
+        ));
     }
     out.push_str("\nNext steps:\n");
     for (number, action) in root.actions.iter().enumerate() {
@@ -174,7 +221,11 @@ fn root_cause_section(root: &Finding, width: Option<u16>) -> String {
 /// Drops the `Program Files/Cisco/AMP/` prefix that every member shares.
 fn short_path(path: &str) -> String {
     match path.find("Program Files/Cisco/AMP/") {
-        Some(start) => format!("{}{}", &path[..start], &path[start + "Program Files/Cisco/AMP/".len()..]),
+        Some(start) => format!(
+            "{}{}",
+            &path[..start],
+            &path[start + "Program Files/Cisco/AMP/".len()..]
+        ),
         None => path.to_string(),
     }
 }

@@ -1,0 +1,175 @@
+//! The command line as an engineer runs it: exit codes, formats, secrets.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tetra-triage"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn fixtures() -> Vec<String> {
+    let mut paths: Vec<String> = std::fs::read_dir("fixtures/bundles")
+        .expect("fixtures/bundles exists")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path().display().to_string()))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn password_never_printed_in_any_format() {
+    let secrets = ["Pr0xy-S3cret!", "Q09SUFxzdmNfYW1wOlByMHh5LVMzY3JldCE="];
+    for format in ["table", "json", "markdown"] {
+        for path in fixtures() {
+            let output = run(&["analyze", "--format", format, &path]);
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "{secret} printed for {path} in {format}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn exit_codes() {
+    let fixtures = fixtures();
+    let good = fixtures
+        .iter()
+        .find(|p| p.contains("/dns_"))
+        .expect("dns fixture");
+    let truncated = fixtures
+        .iter()
+        .find(|p| p.contains("truncated_"))
+        .expect("truncated fixture");
+
+    assert_eq!(run(&["analyze", good]).status.code(), Some(0));
+
+    let output = run(&["analyze", good, truncated]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("truncated_"), "{stderr}");
+
+    assert_eq!(
+        run(&["analyze", "does/not/exist.zip"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(run(&["analyze"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["analyze", "--rules", "missing-rules.toml", good])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn json_for_several_paths_is_an_array() {
+    let fixtures = fixtures();
+    let some: Vec<&str> = fixtures
+        .iter()
+        .filter(|p| p.contains("/dns_") || p.contains("/truncated_"))
+        .map(String::as_str)
+        .collect();
+    let mut args = vec!["analyze", "--format", "json"];
+    args.extend(&some);
+    let output = run(&args);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let items = value.as_array().expect("array");
+    assert_eq!(items.len(), 2);
+    assert!(items
+        .iter()
+        .any(|item| item["root_cause"] == "dns-resolution-failed"));
+    assert!(items.iter().any(|item| item["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("damaged archive"))));
+}
+
+#[test]
+fn rules_file_can_override_a_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("site.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[signal]]
+id = "site-dns"
+cause = "dns-resolution-failed"
+any = ["mysite lookup broke"]
+"#,
+    )
+    .expect("write rules");
+    let log = dir.path().join("sfc.exe.log");
+    std::fs::write(
+        &log,
+        "(1, +0 ms) May 18 16:54:33 [1]: TetraUpdater::Run: mysite lookup broke\n",
+    )
+    .expect("write log");
+    let rules_arg = rules.display().to_string();
+    let log_arg = log.display().to_string();
+
+    let without = run(&["analyze", "--format", "json", &log_arg]);
+    let value: serde_json::Value = serde_json::from_slice(&without.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], serde_json::Value::Null);
+
+    let with = run(&[
+        "analyze", "--format", "json", "--rules", &rules_arg, &log_arg,
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&with.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], "dns-resolution-failed");
+}
+
+#[test]
+fn rules_listing_shows_codes_in_all_notations() {
+    let output = run(&["rules"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("tls-revocation-check-failed"));
+    assert!(text.contains("0x80092013"));
+    assert!(text.contains("-2146885613"));
+    let toml = run(&["rules", "--format", "toml"]);
+    assert!(String::from_utf8_lossy(&toml.stdout).contains("[[cause]]"));
+}
+
+#[test]
+fn cisco_note_failing_transcript_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let transcript = dir.path().join("curl_tetra.txt");
+    std::fs::write(
+        &transcript,
+        "PS C:\\Program Files\\Cisco\\AMP> curl.exe -v https://tetra-defs.amp.cisco.com\n\
+         * Trying 192.XXX.X.XX:443...\n\
+         * Connected to tetra-defs.amp.cisco.com (192.XXX.X.XX) port 443 (#0)\n\
+         * schannel: disabled automatic use of client certificate\n\
+         * ALPN: offers http/1.1\n\
+         * schannel: next InitializeSecurityContext failed: Unknown error (0x80092013) - The revocation function\n\
+         * Closing connection 0\n\
+         curl: (35) schannel: next InitializeSecurityContext failed: Unknown error (0x80092013) - The revocation\n",
+    )
+    .expect("write transcript");
+    let output = run(&[
+        "analyze",
+        "--format",
+        "json",
+        &transcript.display().to_string(),
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], "tls-revocation-check-failed");
+}
+
+#[test]
+fn not_a_bundle_names_what_is_missing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("holiday.jpg");
+    std::fs::write(&file, [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]).expect("write file");
+    let output = run(&["analyze", &file.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a support bundle"), "{stderr}");
+    assert!(stderr.contains("local.xml"), "{stderr}");
+}
