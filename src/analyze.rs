@@ -156,7 +156,16 @@ impl Analyzer {
             }
         }
 
+        let mut network = crate::network::NetworkFacts::default();
         for (kind, entry) in &classified {
+            if *kind == MemberKind::Transcript {
+                match input::read_entry_bytes(entry, MAX_XML_BYTES) {
+                    Ok(bytes) => {
+                        network.merge(crate::network::parse_transcript(&entry.path, &bytes))
+                    }
+                    Err(err) => warnings.push(format!("{}: unreadable: {err}", entry.path)),
+                }
+            }
             if *kind == MemberKind::Capture {
                 counts.captures += 1;
                 self.read_capture(entry, &masker, &mut observations, &mut warnings);
@@ -185,6 +194,7 @@ impl Analyzer {
             year_source,
             anchor_date: anchor.map(|(date, _)| date.date()),
             observations,
+            network,
             warnings,
             counts,
         };

@@ -99,6 +99,7 @@ pub struct Inputs<'a> {
     pub year_source: Option<String>,
     pub anchor_date: Option<NaiveDate>,
     pub observations: Vec<Observation>,
+    pub network: crate::network::NetworkFacts,
     pub warnings: Vec<String>,
     pub counts: MemberCounts,
 }
@@ -205,6 +206,15 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         .map(|candidate| failure_finding(candidate, &context))
         .collect();
 
+    findings.extend(network_findings(
+        &inputs.network,
+        inputs.policy.as_ref(),
+        root_cause.as_deref(),
+        rules,
+        &context,
+    ));
+    findings.extend(contradictions(&candidates, &observations, rules, &context));
+
     let definitions = definitions_summary(inputs.local.as_ref(), rules, inputs.anchor_date);
     let debug = inputs
         .log_files
@@ -265,6 +275,7 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
             .map(|policy| policy.proxy.clone())
             .filter(|proxy| proxy.is_configured()),
         policy: inputs.policy.as_ref().map(policy_summary),
+        network: inputs.network,
         logs: LogSummary {
             files: inputs.log_files.into_iter().map(|(file, _)| file).collect(),
             debug,
@@ -275,6 +286,115 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         warnings,
         members: inputs.counts,
     }
+}
+
+/// Reports a WinHTTP proxy setting of direct access while the policy sets a
+/// proxy: CRL and OCSP fetches of LocalSystem then bypass the proxy.
+fn network_findings(
+    network: &crate::network::NetworkFacts,
+    policy: Option<&PolicyXml>,
+    root_cause: Option<&str>,
+    rules: &RuleSet,
+    context: &ActionContext,
+) -> Vec<Finding> {
+    let policy_proxy = policy.is_some_and(|policy| policy.proxy.is_configured());
+    let Some(cause) = rules.cause("winhttp-proxy-missing") else {
+        return Vec::new();
+    };
+    if !network.winhttp_direct() || !policy_proxy {
+        return Vec::new();
+    }
+    let revocation = root_cause == Some("tls-revocation-check-failed");
+    let source = network.winhttp_source.clone().unwrap_or_default();
+    let (file, line) = match source.rsplit_once(':') {
+        Some((file, line)) => (file.to_string(), line.parse().ok()),
+        None => (source.clone(), None),
+    };
+    let evidence = Observation {
+        source: SourceKind::Transcript,
+        file,
+        line,
+        time: None,
+        utc: false,
+        text: "netsh winhttp show proxy: Direct access (no proxy server).".to_string(),
+        causes: Vec::new(),
+        event: None,
+        running: true,
+    };
+    let summary = if revocation {
+        "WinHTTP is set to direct access while the policy uses a proxy: this explains the failed revocation checks".to_string()
+    } else {
+        "WinHTTP is set to direct access while the policy uses a proxy; CRL and OCSP checks will bypass the proxy".to_string()
+    };
+    let confidence = if revocation {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
+    vec![finding(cause, context, confidence, summary, &[evidence])]
+}
+
+/// Reports sources that contradict the root cause: a proxy cause while a
+/// capture shows no traffic to the proxy, or a DNS cause while a transcript
+/// shows the update server resolving.
+fn contradictions(
+    candidates: &[Candidate<'_>],
+    observations: &[Observation],
+    rules: &RuleSet,
+    context: &ActionContext,
+) -> Vec<Finding> {
+    let (Some(root), Some(cause)) = (candidates.first(), rules.cause("evidence-contradiction"))
+    else {
+        return Vec::new();
+    };
+    let captures: Vec<&Observation> = observations
+        .iter()
+        .filter(|obs| obs.source == SourceKind::Capture)
+        .collect();
+    let mut notes = Vec::new();
+    if root.cause.id.starts_with("proxy-") && !captures.is_empty() {
+        let proxy_host = context
+            .proxy
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let saw_proxy = captures.iter().any(|obs| {
+            let text = obs.text.to_ascii_lowercase();
+            text.contains("proxy")
+                || (!proxy_host.is_empty() && text.contains(&proxy_host))
+                || text.contains("connect ")
+        });
+        if !saw_proxy && !root.sources().contains(&SourceKind::Capture) {
+            notes.push(format!(
+                "{} points to the proxy, but the capture shows no traffic to a proxy; the capture may be from another interface or time",
+                root.cause.id
+            ));
+        }
+    }
+    if root.cause.id == "dns-resolution-failed" {
+        let resolved_ok = observations.iter().any(|obs| {
+            obs.source != SourceKind::Log
+                && obs.causes.is_empty()
+                && obs.text.to_ascii_lowercase().contains("dns answer")
+        });
+        if resolved_ok {
+            notes.push(
+                "the log reports resolution failures, but a capture shows the name resolving"
+                    .to_string(),
+            );
+        }
+    }
+    if notes.is_empty() {
+        return Vec::new();
+    }
+    vec![finding(
+        cause,
+        context,
+        Confidence::Medium,
+        notes.join("; "),
+        &[],
+    )]
 }
 
 /// Returns the failure causes an observation supports: its matched causes,

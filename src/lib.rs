@@ -16,6 +16,7 @@ pub mod input;
 pub mod knowledge;
 pub mod logline;
 pub mod model;
+pub mod network;
 pub mod redact;
 pub mod report;
 pub mod scan;

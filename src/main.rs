@@ -74,6 +74,11 @@ struct CommonArgs {
     /// Maximum size of one nested archive, which is held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_nested_bytes)]
     max_nested_bytes: u64,
+    /// Replace host, user and domain names, internal IP addresses, connector
+    /// GUIDs and bundle file names with stable tokens (host-1, guid-1, ...).
+    /// Passwords are masked with or without this option.
+    #[arg(long)]
+    redact: bool,
 }
 
 impl CommonArgs {
@@ -126,10 +131,12 @@ fn main() -> ExitCode {
 
 fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.common.analyzer().context("cannot load rules")?;
+    let redactor = tetra_triage::redact::Redactor::new();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for path in &args.paths {
         match analyzer.analyze(path) {
+            Ok(report) if args.common.redact => reports.push(redactor.redact_report(report)),
             Ok(report) => reports.push(report),
             Err(err) => {
                 eprintln!("error: {err}");

@@ -2,14 +2,14 @@
 //! table and Markdown outputs render. Field names are the documented schema
 //! (docs/json-schema.md); renaming one is a breaking change.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::input::InputFormat;
 use crate::knowledge::{CauseKind, EventKind, Severity};
 use crate::xml::ProxySettings;
 
 /// The analysis of one input path.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub bundle: String,
     pub format: InputFormat,
@@ -24,13 +24,15 @@ pub struct Report {
     pub proxy: Option<ProxySettings>,
     pub policy: Option<PolicySummary>,
     pub logs: LogSummary,
+    /// Settings and answers read from attached command output.
+    pub network: crate::network::NetworkFacts,
     pub findings: Vec<Finding>,
     pub timeline: Vec<TimelineEntry>,
     pub warnings: Vec<String>,
     pub members: MemberCounts,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Connector {
     pub guid: Option<String>,
     pub business_guid: Option<String>,
@@ -39,7 +41,7 @@ pub struct Connector {
     pub versions_found: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Definitions {
     pub version: Option<String>,
     /// Times from `local.xml`, in UTC (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -55,7 +57,7 @@ pub struct Definitions {
 }
 
 /// `//tetra/lasterror` in both 32-bit forms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastError {
     pub text: String,
     pub unsigned: Option<u32>,
@@ -63,7 +65,7 @@ pub struct LastError {
     pub meaning: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PolicySummary {
     pub name: Option<String>,
     pub serial: Option<String>,
@@ -76,7 +78,7 @@ pub struct PolicySummary {
     pub log_level: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogSummary {
     pub files: Vec<LogFile>,
     /// Whether any running connector log holds debug-level lines.
@@ -85,7 +87,7 @@ pub struct LogSummary {
     pub year_source: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogFile {
     pub file: String,
     pub version: Option<String>,
@@ -95,7 +97,7 @@ pub struct LogFile {
     pub last: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
     Low,
@@ -104,7 +106,7 @@ pub enum Confidence {
 }
 
 /// One conclusion with the evidence behind it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
     pub id: String,
     pub kind: CauseKind,
@@ -120,7 +122,7 @@ pub struct Finding {
     pub evidence_count: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     Log,
@@ -130,7 +132,7 @@ pub enum SourceKind {
     PolicyXml,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     pub source: SourceKind,
     pub file: String,
@@ -143,7 +145,7 @@ pub struct Evidence {
 }
 
 /// What a timeline entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimelineKind {
     Attempt,
@@ -162,7 +164,7 @@ impl From<EventKind> for TimelineKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub time: Option<String>,
     pub file: String,
@@ -172,7 +174,7 @@ pub struct TimelineEntry {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MemberCounts {
     pub listed: u64,
     pub scanned: u64,

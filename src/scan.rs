@@ -77,11 +77,9 @@ impl Scanner<'_> {
         let mut counted_to = 0usize;
         let mut counted_lines = 0u64;
         let mut next_allowed = 0usize;
-        let offsets: Vec<usize> = self.matcher.candidate_offsets(region).collect();
-        for offset in offsets {
-            if offset < next_allowed {
-                continue;
-            }
+        // One candidate per line is enough: the search resumes after the
+        // line that holds it.
+        while let Some(offset) = self.matcher.find_candidate(region, next_allowed) {
             let start = memchr::memrchr(terminator, &region[..offset]).map_or(0, |pos| pos + 1);
             let end = memchr::memchr(terminator, &region[offset..])
                 .map_or(region.len(), |pos| offset + pos);

@@ -5,7 +5,7 @@
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Characters kept from one text node; longer values are cut.
 const MAX_TEXT_CHARS: usize = 64 * 1024;
@@ -161,7 +161,7 @@ pub fn parse_u32_either_sign(text: &str) -> Option<u32> {
 
 /// The proxy settings from `policy.xml`. The password is never stored: only
 /// whether one is set.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProxySettings {
     #[serde(rename = "type")]
     pub proxy_type: Option<String>,

@@ -173,3 +173,94 @@ fn not_a_bundle_names_what_is_missing() {
     assert!(stderr.contains("not a support bundle"), "{stderr}");
     assert!(stderr.contains("local.xml"), "{stderr}");
 }
+
+/// Writes an unpacked bundle with a proxy in the policy, a revocation
+/// failure in the log and `netsh winhttp show proxy` output.
+fn winhttp_bundle(dir: &std::path::Path, netsh: &str) {
+    let amp = dir.join("Program Files/Cisco/AMP");
+    std::fs::create_dir_all(amp.join("8.1.7.21417")).expect("create dirs");
+    std::fs::write(
+        amp.join("policy.xml"),
+        r#"<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><Object><config>
+<proxy><server>proxy.corp.example</server><port>8080</port><username>CORP\svc</username><password>Pr0xy-S3cret!</password></proxy>
+</config></Object></Signature>"#,
+    )
+    .expect("write policy");
+    std::fs::write(
+        amp.join("8.1.7.21417/sfc.exe.log"),
+        "(1, +0 ms) May 18 16:54:33 [7]: Updater::Get: TLS failed: CRYPT_E_REVOCATION_OFFLINE (0x80092013) host 10.20.30.40\n",
+    )
+    .expect("write log");
+    std::fs::write(dir.join("netsh_winhttp.txt"), netsh).expect("write netsh");
+}
+
+#[test]
+fn winhttp_direct_explains_revocation_failure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    winhttp_bundle(
+        dir.path(),
+        "Current WinHTTP proxy settings:\r\n\r\n    Direct access (no proxy server).\r\n",
+    );
+    let output = run(&[
+        "analyze",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], "tls-revocation-check-failed");
+    assert_eq!(value["network"]["winhttp_proxy"], "direct");
+    let findings = value["findings"].as_array().expect("findings");
+    let winhttp = findings
+        .iter()
+        .find(|f| f["id"] == "winhttp-proxy-missing")
+        .expect("winhttp finding");
+    assert_eq!(winhttp["confidence"], "high");
+    assert!(winhttp["action"]
+        .as_str()
+        .is_some_and(|a| a.contains("netsh winhttp set proxy proxy.corp.example:8080")));
+}
+
+#[test]
+fn winhttp_proxy_set_gives_no_finding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    winhttp_bundle(dir.path(), "Current WinHTTP proxy settings:\n\n    Proxy Server(s) :  proxy.corp.example:8080\n    Bypass List     :  (none)\n");
+    let output = run(&[
+        "analyze",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(value["network"]["winhttp_proxy"], "proxy.corp.example:8080");
+    let findings = value["findings"].as_array().expect("findings");
+    assert!(findings.iter().all(|f| f["id"] != "winhttp-proxy-missing"));
+}
+
+#[test]
+fn redact_hides_identifiers_and_keeps_diagnosis() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    winhttp_bundle(dir.path(), "    Direct access (no proxy server).\n");
+    let path = dir.path().display().to_string();
+    let plain = run(&["analyze", "--format", "json", &path]);
+    let redacted = run(&["analyze", "--format", "json", "--redact", &path]);
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("valid JSON");
+    let redacted_value: serde_json::Value =
+        serde_json::from_slice(&redacted.stdout).expect("valid JSON");
+    assert_eq!(plain["root_cause"], redacted_value["root_cause"]);
+    assert_eq!(redacted_value["redacted"], true);
+    let text = String::from_utf8_lossy(&redacted.stdout);
+    for identifier in [
+        "proxy.corp.example",
+        "svc",
+        "CORP",
+        "10.20.30.40",
+        "Pr0xy-S3cret!",
+    ] {
+        assert!(
+            !text.contains(identifier),
+            "{identifier} left in redacted output"
+        );
+    }
+    assert!(text.contains("host-1"));
+}
