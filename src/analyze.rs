@@ -58,7 +58,7 @@ impl Analyzer {
         if useful == 0 {
             return Err(Error::NotABundle {
                 path: path.to_path_buf(),
-                reason: describe_missing(&listing.entries),
+                reason: describe_missing(&listing.entries, &warnings),
             });
         }
 
@@ -172,6 +172,16 @@ impl Analyzer {
             }
         }
 
+        // Capture times are UTC; shift them to the endpoint's local time when
+        // its offset is known, so the timeline interleaves them with the log.
+        let utc_offset = estimate_utc_offset(&classified, local_file.as_deref(), local.as_ref());
+        if let Some(offset) = utc_offset {
+            for obs in observations.iter_mut().filter(|obs| obs.utc) {
+                obs.time = obs.time.map(|time| time + offset);
+                obs.utc = false;
+            }
+        }
+
         // Newest log first, then older rotations and versions: the table
         // reads top-down from the current state.
         log_files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.file.cmp(&b.0.file)));
@@ -180,6 +190,15 @@ impl Analyzer {
             .map(|(file, _, debug)| (file, debug))
             .collect();
 
+        let found_versions = versions_found(&classified);
+        let newest_folder = found_versions.first().and_then(|v| ConnectorVersion::parse(v));
+        if let (Some(newest), Some(logged)) = (&newest_folder, &running) {
+            if newest > logged {
+                warnings.push(format!(
+                    "version folder {newest} holds no sfc.exe.log; the logs analyzed come from {logged}, which may predate an upgrade"
+                ));
+            }
+        }
         let inputs = Inputs {
             bundle: path.display().to_string(),
             format: listing.format,
@@ -188,11 +207,14 @@ impl Analyzer {
             local_file,
             policy,
             policy_file,
-            running: running.map(|version| version.to_string()),
-            versions_found: versions_found(&classified),
+            running: newest_folder.or(running).map(|version| version.to_string()),
+            versions_found: found_versions,
             log_files,
             year_source,
-            anchor_date: anchor.map(|(date, _)| date.date()),
+            utc_offset_minutes: utc_offset.map(|offset| offset.num_minutes()),
+            collected_at: path
+                .file_name()
+                .and_then(|name| years::datetime_in_name(&name.to_string_lossy())),
             observations,
             network,
             warnings,
@@ -243,15 +265,38 @@ impl Analyzer {
                 return;
             }
         };
+        let public_cas: Vec<String> = self.rules.public_ca.iter().map(|ca| ca.issuer.clone()).collect();
         crate::capture_observations::collect(
             &bytes,
             &entry.path,
             &self.matcher,
             masker,
+            &public_cas,
             observations,
             warnings,
         );
     }
+}
+
+/// Estimates the endpoint's offset from UTC: `local.xml` is written when the
+/// connector records an update check, so its archive entry time (local, in
+/// a ZIP) minus its newest epoch field (UTC) is the offset, when that lands
+/// within a few minutes of a whole quarter hour and within 14 hours.
+// NOTE: this rests on local.xml being saved at its last recorded check,
+// which holds for the bundles seen so far but is not documented.
+fn estimate_utc_offset(
+    classified: &[(MemberKind, &Entry)],
+    local_file: Option<&str>,
+    local: Option<&LocalXml>,
+) -> Option<chrono::Duration> {
+    let entry = classified.iter().find(|(_, entry)| Some(entry.path.as_str()) == local_file)?.1;
+    let written = entry.mtime?;
+    let newest = [local?.last_check, local?.last_update, local?.last_success].into_iter().flatten().max()?;
+    let newest = DateTime::from_timestamp(newest, 0)?.naive_utc();
+    let minutes = (written - newest).num_minutes();
+    let quarter_hours = (minutes as f64 / 15.0).round() as i64;
+    let residue = (minutes - quarter_hours * 15).abs();
+    (residue <= 5 && quarter_hours.abs() <= 14 * 4).then(|| chrono::Duration::minutes(quarter_hours * 15))
 }
 
 /// Returns the date that log years are anchored to, and its source.
@@ -289,13 +334,17 @@ fn file_anchor(
     if let Some((time, source)) = bundle {
         return (Some(time.date()), Some(source.clone()));
     }
-    match entry.mtime {
-        Some(time) => (
-            Some(time.date()),
-            Some(format!("archive entry time {}", time.format("%Y-%m-%d"))),
-        ),
-        None => (None, None),
+    if let Some(time) = entry.mtime {
+        let source = format!("archive entry time {}", time.format("%Y-%m-%d"));
+        return (Some(time.date()), Some(source));
     }
+    if let Some(time) = input::file_modified(entry) {
+        let source = format!("file modification time {}", time.format("%Y-%m-%d"));
+        return (Some(time.date()), Some(source));
+    }
+    // Without any date the log still needs one year for its order.
+    let today = chrono::Local::now().date_naive();
+    (Some(today), Some(format!("no date found; year {} assumed", today.format("%Y"))))
 }
 
 /// Turns one log's matched lines into observations with full timestamps and
@@ -364,12 +413,18 @@ fn log_observations(
     )
 }
 
+/// Returns every version folder under `AMP/`, newest first, whether or not
+/// it holds logs.
 fn versions_found(classified: &[(MemberKind, &Entry)]) -> Vec<String> {
     let mut versions: Vec<ConnectorVersion> = classified
         .iter()
-        .filter_map(|(kind, _)| match kind {
-            MemberKind::SfcLog { version, .. } => version.clone(),
-            _ => None,
+        .flat_map(|(_, entry)| {
+            let segments: Vec<&str> = entry.path.split('/').collect();
+            segments
+                .windows(2)
+                .filter(|pair| pair[0].eq_ignore_ascii_case("amp"))
+                .filter_map(|pair| ConnectorVersion::parse(pair[1]))
+                .collect::<Vec<_>>()
         })
         .collect();
     versions.sort();
@@ -443,24 +498,20 @@ fn read_xml(entry: &Entry, warnings: &mut Vec<String>) -> Option<xml::FlatXml> {
     Some(flat)
 }
 
-/// Describes what an input without any known member holds.
-fn describe_missing(entries: &[Entry]) -> String {
-    let sample: Vec<&str> = entries
-        .iter()
-        .take(5)
-        .map(|entry| entry.path.as_str())
-        .collect();
-    let found = if entries.is_empty() {
-        "it holds no files".to_string()
-    } else {
-        format!(
-            "it holds {} files (such as {}) but",
-            entries.len(),
-            sample.join(", ")
-        )
+/// Describes what an input without any known member holds, and why.
+fn describe_missing(entries: &[Entry], warnings: &[String]) -> String {
+    let sample: Vec<&str> = entries.iter().take(5).map(|entry| entry.path.as_str()).collect();
+    let found = match entries.len() {
+        0 => "it holds no readable file".to_string(),
+        1 => format!("it holds only {}", sample.join(", ")),
+        count => format!("it holds {count} files (such as {}) but", sample.join(", ")),
     };
-    format!(
+    let mut reason = format!(
         "{found} no sfc.exe.log, local.xml, policy.xml, network transcript or packet capture; \
          a Secure Endpoint support bundle has Program Files/Cisco/AMP/local.xml and <version>/sfc.exe.log"
-    )
+    );
+    if let Some(first) = warnings.first() {
+        reason.push_str(&format!(" ({first})"));
+    }
+    reason
 }

@@ -15,6 +15,7 @@ pub fn collect(
     file: &str,
     matcher: &Matcher,
     masker: &SecretMasker,
+    public_cas: &[String],
     observations: &mut Vec<Observation>,
     warnings: &mut Vec<String>,
 ) {
@@ -29,7 +30,14 @@ pub fn collect(
         warnings.push(format!("{file}: {warning}"));
     }
     for event in report.events {
-        let matched = matcher.match_line(&event.text);
+        let mut matched = matcher.match_line(&event.text);
+        if event.kind == CaptureEventKind::TlsCertificate && is_inspected_cisco_certificate(&event.text, public_cas) {
+            matched.causes.push(crate::knowledge::CauseHit {
+                cause: "tls-untrusted-certificate".to_string(),
+                rank: 0,
+                via: vec!["certificate-issuer".to_string()],
+            });
+        }
         let successful_fetch =
             matches!(event.kind, CaptureEventKind::HttpResponse) && event.text.contains(" 200 ");
         let notable = !matched.causes.is_empty()
@@ -59,5 +67,31 @@ pub fn collect(
                 .or(successful_fetch.then_some(EventKind::Success)),
             running: true,
         });
+    }
+}
+
+/// Returns whether a certificate event shows a Cisco server's certificate
+/// from an issuer that is none of the public CAs Cisco uses.
+fn is_inspected_cisco_certificate(text: &str, public_cas: &[String]) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let Some((subject, issuer)) = lower.split_once(" issuer ") else {
+        return false;
+    };
+    subject.contains("cisco.com") && !public_cas.iter().any(|ca| issuer.contains(&ca.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_issuer_for_cisco_host_is_inspection() {
+        let cas = vec!["IdenTrust".to_string(), "HydrantID".to_string()];
+        let inspected = "TLS certificate subject CN=tetra-defs.amp.cisco.com issuer CN=Example TLS Inspection CA, O=Example Corp";
+        assert!(is_inspected_cisco_certificate(inspected, &cas));
+        let genuine = "TLS certificate subject CN=tetra-defs.amp.cisco.com issuer CN=HydrantID Server CA O1, O=IdenTrust";
+        assert!(!is_inspected_cisco_certificate(genuine, &cas));
+        let other = "TLS certificate subject CN=intranet.example issuer CN=Example CA";
+        assert!(!is_inspected_cisco_certificate(other, &cas));
     }
 }

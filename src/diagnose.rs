@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Duration, NaiveDateTime};
 
 use crate::input::InputFormat;
 use crate::knowledge::{Cause, CauseKind, EventKind, RuleSet};
@@ -97,7 +97,9 @@ pub struct Inputs<'a> {
     /// Log files, newest first, with whether each holds debug lines.
     pub log_files: Vec<(LogFile, bool)>,
     pub year_source: Option<String>,
-    pub anchor_date: Option<NaiveDate>,
+    pub utc_offset_minutes: Option<i64>,
+    /// When the bundle was collected, from its name (endpoint-local time).
+    pub collected_at: Option<NaiveDateTime>,
     pub observations: Vec<Observation>,
     pub network: crate::network::NetworkFacts,
     pub warnings: Vec<String>,
@@ -139,6 +141,8 @@ impl Candidate<'_> {
 pub fn diagnose(inputs: Inputs<'_>) -> Report {
     let rules = inputs.rules;
     let mut observations = inputs.observations;
+    let proxy_host = inputs.policy.as_ref().and_then(|policy| policy.proxy.host.clone());
+    attribute_proxy_lines(&mut observations, proxy_host.as_deref());
     add_xml_observations(
         &mut observations,
         &inputs.local,
@@ -155,10 +159,15 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
         })
         .filter_map(|obs| obs.time)
         .max();
+    let local_success = local_healthy_since(inputs.local.as_ref());
     let is_current = |obs: &Observation| match obs.source {
         SourceKind::Log => {
-            obs.running
-                && !matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success)
+            let before_log_success = matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success);
+            let before_local_success = matches!(
+                (obs.time, local_success),
+                (Some(time), Some(success)) if time + Duration::hours(MAX_UTC_OFFSET_HOURS) < success
+            );
+            obs.running && !before_log_success && !before_local_success
         }
         SourceKind::LocalXml => !local_error_resolved(inputs.local.as_ref()),
         _ => true,
@@ -215,7 +224,7 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
     ));
     findings.extend(contradictions(&candidates, &observations, rules, &context));
 
-    let definitions = definitions_summary(inputs.local.as_ref(), rules, inputs.anchor_date);
+    let definitions = definitions_summary(inputs.local.as_ref(), rules, inputs.collected_at);
     let debug = inputs
         .log_files
         .iter()
@@ -280,6 +289,7 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
             files: inputs.log_files.into_iter().map(|(file, _)| file).collect(),
             debug,
             year_source: inputs.year_source,
+            utc_offset_minutes: inputs.utc_offset_minutes,
         },
         findings,
         timeline,
@@ -397,6 +407,42 @@ fn contradictions(
     )]
 }
 
+/// Hours between UTC and the furthest time zone, the slack when comparing
+/// endpoint-local log times with `local.xml`'s UTC times.
+const MAX_UTC_OFFSET_HOURS: i64 = 14;
+
+/// Returns `local.xml`'s last success (UTC) when it records no error and a
+/// success at or after its last check, which makes older log failures
+/// history.
+fn local_healthy_since(local: Option<&LocalXml>) -> Option<NaiveDateTime> {
+    let local = local?;
+    if local.last_error.is_some_and(|code| code != 0) {
+        return None;
+    }
+    let success = local.last_success?;
+    if local.last_check.is_some_and(|check| check > success) {
+        return None;
+    }
+    DateTime::from_timestamp(success, 0).map(|time| time.naive_utc())
+}
+
+/// Re-attributes "server unreachable" lines that name the policy's proxy
+/// host to `proxy-connect-failed`: the connection that failed was the proxy's.
+fn attribute_proxy_lines(observations: &mut [Observation], proxy_host: Option<&str>) {
+    let Some(host) = proxy_host.map(str::to_ascii_lowercase).filter(|host| !host.is_empty()) else {
+        return;
+    };
+    for obs in observations.iter_mut() {
+        let names_proxy = obs.text.to_ascii_lowercase().contains(&host);
+        if names_proxy && obs.causes.iter().any(|cause| cause == "server-unreachable") {
+            obs.causes.retain(|cause| cause != "server-unreachable");
+            if !obs.causes.iter().any(|cause| cause == "proxy-connect-failed") {
+                obs.causes.push("proxy-connect-failed".to_string());
+            }
+        }
+    }
+}
+
 /// Returns the failure causes an observation supports: its matched causes,
 /// or `unknown-update-error` for a failed update that names no known cause
 /// and has no known-cause line close to it.
@@ -414,15 +460,19 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
     if !failures.is_empty() || obs.event != Some(EventKind::Failure) {
         return failures;
     }
+    // A known cause close in time explains the line, from any source once
+    // capture times are local; without times, only nearby lines of the same
+    // file do.
     let explained = all.iter().any(|other| {
-        other.file == obs.file
-            && !other.causes.is_empty()
+        !other.causes.is_empty()
             && match (other.time, obs.time) {
-                (Some(a), Some(b)) => (a - b).num_seconds().abs() <= SAME_FAILURE_SECONDS,
-                _ => other
-                    .line
-                    .zip(obs.line)
-                    .is_some_and(|(a, b)| a.abs_diff(b) <= 5),
+                (Some(a), Some(b)) if !other.utc && !obs.utc => {
+                    (a - b).num_seconds().abs() <= SAME_FAILURE_SECONDS
+                }
+                _ => {
+                    other.file == obs.file
+                        && other.line.zip(obs.line).is_some_and(|(a, b)| a.abs_diff(b) <= 5)
+                }
             }
     });
     if explained {
@@ -697,8 +747,8 @@ fn build_timeline(observations: &[Observation]) -> Vec<TimelineEntry> {
 }
 
 /// Returns a log line without its counter and timestamp, which the timeline
-/// shows in its own columns.
-fn timeline_message(text: &str) -> String {
+/// and evidence tables show in their own columns.
+pub fn timeline_message(text: &str) -> String {
     match crate::logline::parse_header(text) {
         Some(header) => match header.component {
             Some(component) => format!("{component}: {}", header.message),
@@ -726,7 +776,7 @@ fn epoch_text(epoch: Option<i64>) -> Option<String> {
 fn definitions_summary(
     local: Option<&LocalXml>,
     rules: &RuleSet,
-    anchor: Option<NaiveDate>,
+    collected_at: Option<NaiveDateTime>,
 ) -> Definitions {
     let Some(local) = local else {
         return Definitions::default();
@@ -738,11 +788,15 @@ fn definitions_summary(
             .find(|v| v.to_ascii_uppercase().starts_with("TETRA"))
             .cloned()
     });
-    let reference = local.last_check.or_else(|| {
-        anchor
-            .and_then(|date| date.and_hms_opt(23, 59, 59))
-            .map(|time| time.and_utc().timestamp())
-    });
+    // The last check, unless the bundle was collected well after it (the
+    // updater stopped checking); the bundle time is local, so a day's slack
+    // keeps time zones from faking staleness.
+    let collected = collected_at.map(|time| time.and_utc().timestamp());
+    let reference = match (local.last_check, collected) {
+        (Some(check), Some(collected)) if collected - check > 24 * 3600 => Some(collected),
+        (Some(check), _) => Some(check),
+        (None, collected) => collected,
+    };
     let hours = match (local.last_success, reference) {
         (Some(success), Some(reference)) if reference >= success => {
             Some(((reference - success) as f64 / 3600.0 * 10.0).round() / 10.0)
@@ -791,7 +845,7 @@ fn context_findings(facts: ContextFacts<'_>) -> Vec<Finding> {
     ) {
         if hours > STALE_HOURS {
             let summary = format!(
-                "last successful update {} h before the last check (about {} versions behind)",
+                "last successful update {} h before the last check or the bundle's collection (about {} versions behind)",
                 hours,
                 facts.definitions.estimated_versions_behind.unwrap_or(0)
             );
@@ -897,7 +951,7 @@ fn verdict(
     debug: bool,
 ) -> String {
     if let Some(cause) = root_cause.and_then(|id| rules.cause(id)) {
-        return format!("Updates are failing: {}.", cause.title.to_lowercase());
+        return format!("Updates are failing. {}.", cause.title);
     }
     match definitions.hours_since_success {
         Some(hours) if hours > STALE_HOURS => format!(

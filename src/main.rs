@@ -13,6 +13,8 @@ use tetra_triage::knowledge::{self, RuleSet};
 use tetra_triage::report::{self, Format};
 use tetra_triage::{Analyzer, Error};
 
+mod batch;
+
 const EXAMPLES: &str = "Examples:
   tetra-triage analyze CiscoAMP_Support_Tool_2023_05_18_21_40_12.7z
   tetra-triage analyze --format markdown bundle.zip > case-note.md
@@ -39,6 +41,40 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// List the root causes, error codes and signals the analysis knows.
     Rules(RulesArgs),
+    /// Analyze every bundle under a directory in parallel and summarize the
+    /// fleet: root causes, definition versions and update age per bundle.
+    ///
+    /// A bundle is an archive file (ZIP or 7z, known by its first bytes) or a
+    /// directory that holds local.xml or sfc.exe.log*; other files are
+    /// counted as skipped. Output is in path order. A progress bar is drawn on
+    /// stderr only when stderr is a terminal.
+    #[command(after_help = BATCH_EXAMPLES)]
+    Batch(BatchArgs),
+}
+
+const BATCH_EXAMPLES: &str = "Examples:
+  tetra-triage batch /cases/2023-q4
+  tetra-triage batch --format jsonl --output fleet.jsonl /cases
+  tetra-triage batch --format csv --jobs 2 /cases > fleet.csv
+
+Exit codes: 0 all bundles analyzed, 1 a bundle could not be read (its error
+is in the output and on stderr), 2 invalid usage or rules file.";
+
+#[derive(Debug, Args)]
+struct BatchArgs {
+    /// Directory searched recursively for bundles.
+    dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = batch::BatchFormat::Table)]
+    format: batch::BatchFormat,
+    /// Bundles analyzed at once [default: number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+    /// Write the output to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +155,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => run_analyze(&args),
         Command::Rules(args) => run_rules(&args),
+        Command::Batch(args) => run_batch(&args),
     };
     match result {
         Ok(code) => code,
@@ -169,6 +206,24 @@ fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .write_all(text.as_bytes())
         .context("cannot write output")?;
     Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_batch(args: &BatchArgs) -> anyhow::Result<ExitCode> {
+    let analyzer = args.common.analyzer().context("cannot load rules")?;
+    let options = batch::BatchOptions {
+        root: &args.dir,
+        format: args.format,
+        jobs: args.jobs.map(|jobs| jobs as usize),
+        output: args.output.as_deref(),
+        redact: args.common.redact,
+        columns: terminal_width(),
+    };
+    let totals = batch::run_batch(&analyzer, &options)?;
+    Ok(if totals.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -85,6 +85,9 @@ pub struct LogSummary {
     pub debug: bool,
     /// Where the year of log timestamps came from.
     pub year_source: Option<String>,
+    /// The endpoint's estimated offset from UTC in minutes, used to show
+    /// capture times in local time; `None` leaves them in UTC.
+    pub utc_offset_minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

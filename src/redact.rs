@@ -29,8 +29,10 @@ impl SecretMasker {
         let patterns = [
             (r"(?i)((?:proxy-)?authorization\s*:\s*)(.+)", "${1}********"),
             (r"(?i)(<(?:\w+:)?password>)([^<]*)(</)", "${1}********${3}"),
+            // Up to the last `@` before the host, since a password may
+            // itself contain `@`.
             (
-                r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)",
+                r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^\s/]*)(@[^@\s/]+)",
                 "${1}********${3}",
             ),
             (
@@ -59,7 +61,7 @@ impl SecretMasker {
         let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+                out = Cow::Owned(mask_whole_token(&out, secret));
             }
         }
         for (regex, replacement) in &self.patterns {
@@ -321,6 +323,38 @@ fn is_public_or_file(name: &str) -> bool {
         || lower.starts_with("sfc.exe")
 }
 
+/// Secrets at least this long are masked wherever they appear; shorter ones
+/// only as whole tokens.
+const ANYWHERE_SECRET_CHARS: usize = 8;
+
+/// Replaces `secret` where it stands as a whole token, so that a short
+/// password such as `cisco` does not garble `tetra-defs.amp.cisco.com` and
+/// reveal itself by the gap it leaves. A long secret is masked everywhere,
+/// since inside other text it is still the secret.
+fn mask_whole_token(text: &str, secret: &str) -> String {
+    if secret.chars().count() >= ANYWHERE_SECRET_CHARS {
+        return text.replace(secret, MASK);
+    }
+    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find(secret) {
+        let before = rest[..position].chars().next_back();
+        let after = rest[position + secret.len()..].chars().next();
+        let starts_token = before.is_none_or(|c| !is_word(c) || !secret.starts_with(is_word));
+        let ends_token = after.is_none_or(|c| !is_word(c) || !secret.ends_with(is_word));
+        out.push_str(&rest[..position]);
+        if starts_token && ends_token {
+            out.push_str(MASK);
+        } else {
+            out.push_str(secret);
+        }
+        rest = &rest[position + secret.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +378,22 @@ mod tests {
             assert!(!masked.contains(secret), "{text} -> {masked}");
             assert!(masked.contains(MASK), "{text} -> {masked}");
         }
+    }
+
+    #[test]
+    fn url_password_with_at_sign_is_masked_whole() {
+        let masker = SecretMasker::new(&[]);
+        let masked = masker.mask("http://svc_amp:p@ss-in-URL-77@proxy.corp.example:8080/");
+        assert!(!masked.contains("ss-in-URL-77"), "{masked}");
+        assert!(masked.contains("@proxy.corp.example:8080"), "{masked}");
+    }
+
+    #[test]
+    fn short_password_does_not_garble_host_names() {
+        let masker = SecretMasker::new(&["cisco".to_string()]);
+        let masked = masker.mask("GET https://tetra-defs.amp.cisco.com with -U svc:cisco");
+        assert!(masked.contains("tetra-defs.amp.cisco.com"), "{masked}");
+        assert!(masked.ends_with("svc:********"), "{masked}");
     }
 
     #[test]

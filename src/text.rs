@@ -1,6 +1,8 @@
 //! Text decoding for bundle members: UTF-8 (valid or not), UTF-16 with or
 //! without a byte order mark, and line terminators of any platform.
 
+use std::io::{self, Read};
+
 use encoding_rs::{UTF_16BE, UTF_16LE};
 
 /// The encoding a member's first bytes indicate.
@@ -52,6 +54,80 @@ pub fn decode_utf16(bytes: &[u8], encoding: TextEncoding) -> Vec<u8> {
     };
     let (text, _) = codec.decode_with_bom_removal(bytes);
     text.into_owned().into_bytes()
+}
+
+/// Bytes of UTF-16 input decoded per refill of a [`Utf16Reader`].
+const UTF16_CHUNK: usize = 64 * 1024;
+
+/// A reader that decodes UTF-16 from `inner` into UTF-8 as it is read, so a
+/// large member never has to be held in memory whole. Like
+/// [`decode_utf16`], it drops a BOM and turns unpaired surrogates into
+/// U+FFFD.
+pub struct Utf16Reader<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    output_start: usize,
+    finished: bool,
+}
+
+impl<R: Read> Utf16Reader<R> {
+    pub fn new(inner: R, encoding: TextEncoding) -> Utf16Reader<R> {
+        let codec = match encoding {
+            TextEncoding::Utf16Be => UTF_16BE,
+            _ => UTF_16LE,
+        };
+        Utf16Reader {
+            inner,
+            decoder: codec.new_decoder_with_bom_removal(),
+            input: vec![0; UTF16_CHUNK],
+            output: Vec::new(),
+            output_start: 0,
+            finished: false,
+        }
+    }
+
+    /// Decodes the next chunk of input into `self.output`.
+    fn refill(&mut self) -> io::Result<()> {
+        let read = loop {
+            match self.inner.read(&mut self.input) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => break result?,
+            }
+        };
+        let last = read == 0;
+        // Enough room for any input, so one call consumes it all.
+        let room = self
+            .decoder
+            .max_utf8_buffer_length(read)
+            .unwrap_or(read.saturating_mul(3).saturating_add(16));
+        self.output.clear();
+        self.output.resize(room, 0);
+        self.output_start = 0;
+        let (_, _, written, _) =
+            self.decoder
+                .decode_to_utf8(&self.input[..read], &mut self.output, last);
+        self.output.truncate(written);
+        self.finished = last;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Utf16Reader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.output_start == self.output.len() {
+            if self.finished || out.is_empty() {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let pending = &self.output[self.output_start..];
+        let count = pending.len().min(out.len());
+        out[..count].copy_from_slice(&pending[..count]);
+        self.output_start += count;
+        Ok(count)
+    }
 }
 
 /// Decodes a whole small document (an XML file, a transcript) to text,

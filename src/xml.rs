@@ -7,8 +7,16 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use serde::{Deserialize, Serialize};
 
+use crate::redact::SecretMasker;
+
 /// Characters kept from one text node; longer values are cut.
 const MAX_TEXT_CHARS: usize = 64 * 1024;
+/// Element nesting read before parsing stops. The connector's files nest
+/// fewer than ten levels, and every kept path repeats its ancestors, so deep
+/// nesting would cost memory quadratic in the depth.
+const MAX_DEPTH: usize = 64;
+/// Text values kept from one document before parsing stops.
+const MAX_VALUES: usize = 100_000;
 
 /// An XML document as `(element path, text)` pairs, paths made of local
 /// names (namespace prefixes dropped) joined by `/`.
@@ -33,12 +41,14 @@ impl FlatXml {
 pub fn flatten(bytes: &[u8]) -> (FlatXml, Option<String>) {
     let text = crate::text::decode_document(bytes);
     let mut reader = Reader::from_str(&text);
-    reader.config_mut().trim_text(true);
+    // Text is trimmed once per element when it is stored. quick-xml's own
+    // trimming works per text event, so it would eat the spaces around an
+    // entity reference: `p &amp; q` would become `p&q`.
     reader.config_mut().check_end_names = false;
 
     let mut stack: Vec<String> = Vec::new();
     let mut flat = FlatXml::default();
-    let mut current = String::new();
+    let mut current = PendingText::default();
     loop {
         let event = match reader.read_event() {
             Ok(event) => event,
@@ -52,16 +62,25 @@ pub fn flatten(bytes: &[u8]) -> (FlatXml, Option<String>) {
         };
         match event {
             Event::Start(start) => {
-                flush(&stack, &mut current, &mut flat);
+                current.flush(&stack, &mut flat);
+                if stack.len() >= MAX_DEPTH {
+                    let position = reader.buffer_position();
+                    return (
+                        flat,
+                        Some(format!(
+                            "elements nested deeper than {MAX_DEPTH} levels at byte {position}"
+                        )),
+                    );
+                }
                 stack.push(String::from_utf8_lossy(start.local_name().as_ref()).into_owned());
             }
             Event::Empty(_) => {}
             Event::End(_) => {
-                flush(&stack, &mut current, &mut flat);
+                current.flush(&stack, &mut flat);
                 stack.pop();
             }
-            Event::Text(text) => append(&mut current, &text.xml_content().unwrap_or_default()),
-            Event::CData(data) => append(&mut current, &String::from_utf8_lossy(&data)),
+            Event::Text(text) => current.append(&text.xml_content().unwrap_or_default()),
+            Event::CData(data) => current.append(&String::from_utf8_lossy(&data)),
             Event::GeneralRef(reference) => {
                 let name = reference.decode().unwrap_or_default();
                 let resolved = match reference.resolve_char_ref() {
@@ -72,26 +91,64 @@ pub fn flatten(bytes: &[u8]) -> (FlatXml, Option<String>) {
                         None => format!("&{name};"),
                     },
                 };
-                append(&mut current, &resolved);
+                current.append(&resolved);
             }
-            Event::Eof => break,
+            Event::Eof => {
+                if stack.is_empty() {
+                    break;
+                }
+                // quick-xml accepts a document that stops inside elements.
+                current.flush(&stack, &mut flat);
+                return (
+                    flat,
+                    Some(format!(
+                        "XML ends inside <{}>, so the file is truncated",
+                        stack.join("/")
+                    )),
+                );
+            }
             _ => {}
+        }
+        if flat.values.len() >= MAX_VALUES {
+            let position = reader.buffer_position();
+            return (
+                flat,
+                Some(format!(
+                    "more than {MAX_VALUES} text values; reading stopped at byte {position}"
+                )),
+            );
         }
     }
     (flat, None)
 }
 
-fn append(current: &mut String, piece: &str) {
-    let room = MAX_TEXT_CHARS.saturating_sub(current.chars().count());
-    current.extend(piece.chars().take(room));
+/// The text of the element being read, with its length in characters kept
+/// alongside, so appending the many small pieces of a huge text node (one
+/// per entity reference) stays linear.
+#[derive(Default)]
+struct PendingText {
+    text: String,
+    chars: usize,
 }
 
-fn flush(stack: &[String], current: &mut String, flat: &mut FlatXml) {
-    let text = current.trim();
-    if !text.is_empty() && !stack.is_empty() {
-        flat.values.push((stack.join("/"), text.to_string()));
+impl PendingText {
+    fn append(&mut self, piece: &str) {
+        let room = MAX_TEXT_CHARS.saturating_sub(self.chars);
+        for ch in piece.chars().take(room) {
+            self.text.push(ch);
+            self.chars += 1;
+        }
     }
-    current.clear();
+
+    /// Stores the pending text under the current element path, if any.
+    fn flush(&mut self, stack: &[String], flat: &mut FlatXml) {
+        let text = self.text.trim();
+        if !text.is_empty() && !stack.is_empty() {
+            flat.values.push((stack.join("/"), text.to_string()));
+        }
+        self.text.clear();
+        self.chars = 0;
+    }
 }
 
 /// What `local.xml` says about the connector and its definitions.
@@ -205,17 +262,22 @@ pub struct PolicyXml {
 }
 
 /// Reads `policy.xml`'s fields. Returns the settings and, separately, the
-/// proxy password so the caller can mask it wherever it appears.
+/// proxy password so the caller can mask it wherever it appears. Every
+/// returned setting is masked too, because URL-valued ones such as the proxy
+/// server or the PAC location may carry `user:password@`.
 pub fn parse_policy(flat: &FlatXml) -> (PolicyXml, Option<String>) {
-    let text = |suffix: &str| {
+    let raw = |suffix: &str| {
         flat.find(&format!("config/{suffix}"))
             .or_else(|| flat.find(suffix))
-            .map(str::to_string)
     };
+    let password = raw("proxy/password")
+        .filter(|value| !value.is_empty())
+        .map(str::to_string);
+    let masker = SecretMasker::new(password.as_slice());
+    let text = |suffix: &str| raw(suffix).map(|value| masker.mask(value).into_owned());
     let flag =
         |suffix: &str| text(suffix).map(|value| !matches!(value.trim(), "0" | "false" | "no" | ""));
     let number = |suffix: &str| text(suffix).and_then(|value| value.trim().parse::<u64>().ok());
-    let password = text("proxy/password").filter(|value| !value.is_empty());
 
     let policy = PolicyXml {
         policy_name: text("janus/policy/name"),
@@ -225,7 +287,9 @@ pub fn parse_policy(flat: &FlatXml) -> (PolicyXml, Option<String>) {
         tetra_updater_enabled: flag("scansettings/tetra/updater/enable"),
         tetra_update_server: text("scansettings/tetra/updater/server"),
         tetra_update_interval: number("scansettings/tetra/updater/interval"),
-        update_server: flat.find("config/updater/server").map(str::to_string),
+        update_server: flat
+            .find("config/updater/server")
+            .map(|value| masker.mask(value).into_owned()),
         proxy: ProxySettings {
             proxy_type: text("proxy/type"),
             host: text("proxy/server"),

@@ -20,7 +20,12 @@ fn fixtures() -> Vec<String> {
 
 #[test]
 fn password_never_printed_in_any_format() {
-    let secrets = ["Pr0xy-S3cret!", "Q09SUFxzdmNfYW1wOlByMHh5LVMzY3JldCE="];
+    let secrets = [
+        "Pr0xy-S3cret!",
+        "Q09SUFxzdmNfYW1wOlByMHh5LVMzY3JldCE=",
+        "Fixture-Secret-7",
+        "YW1wLXVwZGF0ZXI6Rml4dHVyZS1TZWNyZXQtNw==",
+    ];
     for format in ["table", "json", "markdown"] {
         for path in fixtures() {
             let output = run(&["analyze", "--format", format, &path]);

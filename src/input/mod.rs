@@ -73,7 +73,10 @@ pub fn archive_magic(head: &[u8]) -> Option<InputFormat> {
 #[derive(Debug, Clone)]
 enum Location {
     /// A ZIP entry, read by index each time it is opened.
-    Zip { archive: Backing, index: usize },
+    Zip {
+        archive: zip::SharedArchive,
+        index: usize,
+    },
     /// Bytes already in memory (7z entries, which solid blocks make costly
     /// to reopen one by one).
     Bytes(Arc<Vec<u8>>),
@@ -124,9 +127,37 @@ struct Lister<'a> {
     entries: Vec<Entry>,
     warnings: Vec<String>,
     listed: u64,
+    /// Entries skipped because they are encrypted.
+    encrypted: u64,
+    /// Uncompressed bytes produced while listing: nested archives read into
+    /// memory and 7z members decompressed. Scanning members later counts
+    /// separately against the same limit.
+    expanded: u64,
 }
 
 impl Lister<'_> {
+    /// Counts bytes decompressed while listing against the total limit, so
+    /// many nested archives cannot fill the memory one by one.
+    fn count_expanded(&mut self, bytes: u64) -> Result<()> {
+        self.expanded = self.expanded.saturating_add(bytes);
+        if self.expanded > self.limits.max_total_bytes {
+            return Err(Error::LimitExceeded {
+                path: self.input.to_path_buf(),
+                limit: "total uncompressed size",
+                value: self.limits.max_total_bytes.to_string(),
+                flag: "--max-total-bytes",
+            });
+        }
+        Ok(())
+    }
+
+    fn skip_encrypted(&mut self, path: &str) {
+        self.encrypted += 1;
+        self.warnings.push(format!(
+            "{path}: encrypted entry skipped (no password is used)"
+        ));
+    }
+
     fn count_entry(&mut self) -> Result<()> {
         self.listed += 1;
         if self.listed > self.limits.max_entries {
@@ -160,28 +191,41 @@ impl Lister<'_> {
             ));
             return Ok(());
         }
-        let bytes = match read_entry_bytes(&entry, self.limits.max_nested_bytes) {
-            Ok(bytes) => Arc::new(bytes),
-            Err(err) => {
-                self.warnings
-                    .push(format!("{}: nested archive unreadable: {err}", entry.path));
-                return Ok(());
-            }
+        let bytes = match &entry.location {
+            // A 7z member is in memory already and was counted when it was
+            // decompressed.
+            Location::Bytes(bytes) => bytes.clone(),
+            _ => match read_entry_bytes(&entry, self.limits.max_nested_bytes) {
+                Ok(bytes) => {
+                    self.count_expanded(bytes.len() as u64)?;
+                    Arc::new(bytes)
+                }
+                Err(err) => {
+                    self.warnings
+                        .push(format!("{}: nested archive unreadable: {err}", entry.path));
+                    return Ok(());
+                }
+            },
         };
         let prefix = format!("{}!/", entry.path);
         let result = match format {
             InputFormat::Zip => zip::list(self, Backing::Memory(bytes), &prefix, depth + 1),
             _ => sevenz::list(self, io::Cursor::new(bytes.as_slice()), &prefix, depth + 1),
         };
-        match result {
-            Ok(()) => Ok(()),
-            Err(err @ Error::LimitExceeded { .. }) => Err(err),
-            Err(err) => {
-                self.warnings
-                    .push(format!("{}: nested archive skipped: {err}", entry.path));
-                Ok(())
-            }
-        }
+        // The outer input is fine, so only the reason is kept: the error's
+        // own text names the outer file and asks to fetch it again.
+        let reason = match result {
+            Ok(()) => return Ok(()),
+            Err(err @ Error::LimitExceeded { .. }) => return Err(err),
+            Err(Error::DamagedArchive { reason, .. }) => format!("damaged archive: {reason}"),
+            Err(Error::Encrypted { reason, .. }) => format!("password-protected: {reason}"),
+            Err(err) => err.to_string(),
+        };
+        self.warnings.push(format!(
+            "{}: nested archive skipped: {reason}",
+            entry.path
+        ));
+        Ok(())
     }
 }
 
@@ -198,6 +242,8 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
         entries: Vec::new(),
         warnings: Vec::new(),
         listed: 0,
+        encrypted: 0,
+        expanded: 0,
     };
 
     let format = if metadata.is_dir() {
@@ -219,6 +265,12 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
                 InputFormat::SevenZip
             }
             None => {
+                if let Some(reason) = not_an_archive(path, &head, metadata.len()) {
+                    return Err(Error::NotABundle {
+                        path: path.to_path_buf(),
+                        reason,
+                    });
+                }
                 let name = path.file_name().map_or_else(
                     || path.display().to_string(),
                     |name| name.to_string_lossy().into_owned(),
@@ -236,12 +288,86 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
         }
     };
 
+    if lister.entries.is_empty() && !lister.warnings.is_empty() {
+        return Err(nothing_readable(path, lister));
+    }
     Ok(Listing {
         input: path.to_path_buf(),
         format,
         entries: lister.entries,
         warnings: lister.warnings,
     })
+}
+
+/// Explains an input whose every member was skipped, from the warnings
+/// that say why.
+fn nothing_readable(path: &Path, lister: Lister<'_>) -> Error {
+    const SHOWN: usize = 5;
+    let mut reasons = lister.warnings[..lister.warnings.len().min(SHOWN)].join("; ");
+    if lister.warnings.len() > SHOWN {
+        reasons.push_str(&format!("; and {} more", lister.warnings.len() - SHOWN));
+    }
+    if lister.encrypted as usize == lister.warnings.len() {
+        return Error::Encrypted {
+            path: path.to_path_buf(),
+            reason: format!("all {} files are encrypted", lister.encrypted),
+        };
+    }
+    Error::NotABundle {
+        path: path.to_path_buf(),
+        reason: format!("no member could be read: {reasons}"),
+    }
+}
+
+/// Explains why a loose file cannot be a bundle when its first bytes show
+/// another archive format, or when its name ends in `.zip` or `.7z` but its
+/// bytes are no archive. Returns `None` for anything else, which is then
+/// read as a loose log or transcript.
+fn not_an_archive(path: &Path, head: &[u8], size: u64) -> Option<String> {
+    if let Some(kind) = other_archive_kind(head) {
+        return Some(format!(
+            "it is {kind}, which this tool cannot open; extract it and pass the folder, or repack it as ZIP or 7z"
+        ));
+    }
+    let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
+    if extension != "zip" && extension != "7z" {
+        return None;
+    }
+    if size == 0 {
+        return Some(
+            "the file is empty (0 bytes); the download or copy failed, so fetch it again"
+                .to_string(),
+        );
+    }
+    let text_start = String::from_utf8_lossy(&head[..head.len().min(512)]).to_ascii_lowercase();
+    let text_start = text_start.trim_start_matches('\u{feff}').trim_start();
+    if text_start.starts_with("<!doctype html") || text_start.starts_with("<html") {
+        return Some(format!(
+            "named .{extension}, but it is an HTML page, not an archive; the download probably returned an error or sign-in page, so fetch the bundle again"
+        ));
+    }
+    let first_bytes: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Some(format!(
+        "named .{extension}, but it is neither a ZIP nor a 7z archive (it starts with bytes {})",
+        first_bytes.join(" ")
+    ))
+}
+
+/// Names an archive or compression format that the tool does not open.
+fn other_archive_kind(head: &[u8]) -> Option<&'static str> {
+    const KINDS: &[(&[u8], &str)] = &[
+        (b"Rar!\x1a\x07", "a RAR archive"),
+        (b"\x1f\x8b", "a gzip file"),
+        (b"BZh", "a bzip2 file"),
+        (b"\xfd7zXZ\x00", "an xz file"),
+        (b"\x28\xb5\x2f\xfd", "a Zstandard file"),
+        (b"MSCF\x00\x00\x00\x00", "a Windows cabinet (.cab) file"),
+    ];
+    if let Some((_, kind)) = KINDS.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Some(kind);
+    }
+    // POSIX tar: "ustar" at offset 257 of the first header block.
+    (head.get(257..262) == Some(b"ustar".as_slice())).then_some("a tar archive")
 }
 
 fn list_directory(lister: &mut Lister<'_>, root: &Path) -> Result<()> {
@@ -309,6 +435,17 @@ pub fn with_reader<T>(entry: &Entry, visit: impl FnOnce(&mut dyn Read) -> T) -> 
             Ok(visit(&mut file))
         }
     }
+}
+
+/// Returns the modification time on disk, in the analyzing machine's local
+/// time, of an entry that is a plain file (a directory bundle's member or a
+/// loose input file).
+pub fn file_modified(entry: &Entry) -> Option<NaiveDateTime> {
+    let Location::File(path) = &entry.location else {
+        return None;
+    };
+    let modified = std::fs::metadata(path).and_then(|meta| meta.modified()).ok()?;
+    Some(chrono::DateTime::<chrono::Local>::from(modified).naive_local())
 }
 
 /// Reads a whole entry into memory, failing when it exceeds `cap` bytes.

@@ -76,8 +76,15 @@ fn nesting_depth_is_limited() {
         bytes = zip_bytes(&[(&format!("level{level}.zip"), &bytes)]);
     }
     let (_dir, path) = write_temp(&bytes, "deep.zip");
+    // Nothing but the skipped archive: the error says why nothing was read.
+    let err = list(&path, &Limits::default()).expect_err("nothing readable");
+    assert!(matches!(err, Error::NotABundle { .. }), "{err}");
+    assert!(err.to_string().contains("--max-depth"), "{err}");
+
+    let with_note = zip_bytes(&[("deep.zip", &bytes), ("sfc.exe.log", b"line\n")]);
+    let (_dir, path) = write_temp(&with_note, "case.zip");
     let listing = list(&path, &Limits::default()).expect("listing");
-    assert!(listing.entries.is_empty());
+    assert_eq!(paths(&listing), ["sfc.exe.log"]);
     assert!(
         listing.warnings.iter().any(|w| w.contains("--max-depth")),
         "{:?}",

@@ -1,7 +1,8 @@
 //! Listing and reading ZIP archives, including `.7z`-named ones.
 
 use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read, Seek};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use zip::ZipArchive;
@@ -9,15 +10,131 @@ use zip::ZipArchive;
 use super::{normalize_member_path, Backing, Entry, Lister, Location, HEAD_LEN};
 use crate::error::{Error, Result};
 
-trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
+/// A parsed ZIP archive. Clones share the parsed central directory and the
+/// underlying bytes, so reading one member costs no second parse of the
+/// central directory, which for an archive of many entries would make
+/// reading all of them quadratic.
+pub(super) type SharedArchive = ZipArchive<SharedReader>;
 
-fn open_archive(backing: &Backing) -> io::Result<ZipArchive<Box<dyn ReadSeek + '_>>> {
-    let reader: Box<dyn ReadSeek> = match backing {
-        Backing::File(path) => Box::new(BufReader::new(File::open(path)?)),
-        Backing::Memory(bytes) => Box::new(Cursor::new(bytes.as_slice())),
-    };
-    ZipArchive::new(reader).map_err(io::Error::other)
+/// Bytes read ahead from the archive file per read call.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// A reader over an archive file or in-memory archive that clones cheaply:
+/// clones share the file handle or the bytes and keep their own position.
+/// File reads go through a small read-ahead buffer of their own.
+#[derive(Debug)]
+pub(super) struct SharedReader {
+    source: SharedSource,
+    len: u64,
+    position: u64,
+    buffer: Vec<u8>,
+    buffer_start: u64,
+}
+
+#[derive(Debug, Clone)]
+enum SharedSource {
+    File(Arc<Mutex<File>>),
+    Memory(Arc<Vec<u8>>),
+}
+
+impl SharedReader {
+    fn new(backing: &Backing) -> io::Result<SharedReader> {
+        let (source, len) = match backing {
+            Backing::File(path) => {
+                let file = File::open(path)?;
+                let len = file.metadata()?.len();
+                (SharedSource::File(Arc::new(Mutex::new(file))), len)
+            }
+            Backing::Memory(bytes) => (SharedSource::Memory(bytes.clone()), bytes.len() as u64),
+        };
+        Ok(SharedReader {
+            source,
+            len,
+            position: 0,
+            buffer: Vec::new(),
+            buffer_start: 0,
+        })
+    }
+
+    /// Fills the read-ahead buffer from the file at the current position.
+    fn refill(&mut self, file: &Mutex<File>) -> io::Result<()> {
+        let mut file = file
+            .lock()
+            .map_err(|_| io::Error::other("archive file handle is unusable after a panic"))?;
+        file.seek(SeekFrom::Start(self.position))?;
+        self.buffer.resize(READ_AHEAD, 0);
+        let read = file.read(&mut self.buffer)?;
+        self.buffer.truncate(read);
+        self.buffer_start = self.position;
+        Ok(())
+    }
+}
+
+impl Clone for SharedReader {
+    /// Clones start with an empty read-ahead buffer, so the many entries that
+    /// each hold a clone do not each copy one.
+    fn clone(&self) -> Self {
+        SharedReader {
+            source: self.source.clone(),
+            len: self.len,
+            position: self.position,
+            buffer: Vec::new(),
+            buffer_start: 0,
+        }
+    }
+}
+
+impl Read for SharedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() || self.position >= self.len {
+            return Ok(0);
+        }
+        let read = match &self.source {
+            SharedSource::Memory(bytes) => {
+                // position < len == bytes.len(), so the cast cannot truncate.
+                let start = self.position as usize;
+                let count = out.len().min(bytes.len() - start);
+                out[..count].copy_from_slice(&bytes[start..start + count]);
+                count
+            }
+            SharedSource::File(file) => {
+                let buffered = self.position >= self.buffer_start
+                    && self.position < self.buffer_start + self.buffer.len() as u64;
+                if !buffered {
+                    let file = file.clone();
+                    self.refill(&file)?;
+                }
+                let offset = (self.position - self.buffer_start) as usize;
+                let available = &self.buffer[offset.min(self.buffer.len())..];
+                let count = out.len().min(available.len());
+                out[..count].copy_from_slice(&available[..count]);
+                count
+            }
+        };
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for SharedReader {
+    fn seek(&mut self, target: SeekFrom) -> io::Result<u64> {
+        let position = match target {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = position.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the archive",
+            )
+        })?;
+        Ok(self.position)
+    }
+}
+
+fn open_archive(backing: &Backing) -> io::Result<SharedArchive> {
+    ZipArchive::new(SharedReader::new(backing)?).map_err(io::Error::other)
 }
 
 pub(super) fn list(
@@ -26,20 +143,22 @@ pub(super) fn list(
     prefix: &str,
     depth: u32,
 ) -> Result<()> {
-    let damaged = |reason: String| Error::DamagedArchive {
+    let mut archive = open_archive(&backing).map_err(|err| Error::DamagedArchive {
         path: lister.input.to_path_buf(),
-        reason: if prefix.is_empty() {
-            reason
-        } else {
-            format!("{prefix}: {reason}")
-        },
-    };
-    let mut archive =
-        open_archive(&backing).map_err(|err| damaged(format!("cannot open ZIP: {err}")))?;
+        reason: format!("cannot open ZIP: {err}"),
+    })?;
+    if archive.has_duplicate_names() {
+        let shown = if prefix.is_empty() { "the archive" } else { prefix };
+        lister.warnings.push(format!(
+            "{shown}: several entries share a name; only one entry of each name is read"
+        ));
+    }
 
     for index in 0..archive.len() {
         lister.count_entry()?;
-        let (name, size, mtime, encrypted, is_dir) = match archive.by_index_raw(index) {
+        // The central directory alone gives the name and flags, so an entry
+        // whose local header is damaged is still named in the warning.
+        let (name, size, mtime, encrypted, is_dir) = match archive.by_index_data(index) {
             Ok(file) => (
                 file.name()
                     .map(|name| name.into_owned())
@@ -61,9 +180,7 @@ pub(super) fn list(
         }
         let path = format!("{prefix}{}", normalize_member_path(&name));
         if encrypted {
-            lister.warnings.push(format!(
-                "{path}: encrypted entry skipped (no password is used)"
-            ));
+            lister.skip_encrypted(&path);
             continue;
         }
         let mut head = Vec::with_capacity(HEAD_LEN);
@@ -86,7 +203,7 @@ pub(super) fn list(
             mtime,
             head,
             location: Location::Zip {
-                archive: backing.clone(),
+                archive: archive.clone(),
                 index,
             },
         };
@@ -96,11 +213,11 @@ pub(super) fn list(
 }
 
 pub(super) fn with_entry_reader<T>(
-    backing: &Backing,
+    archive: &SharedArchive,
     index: usize,
     visit: impl FnOnce(&mut dyn Read) -> T,
 ) -> io::Result<T> {
-    let mut archive = open_archive(backing)?;
+    let mut archive = archive.clone();
     let mut file = archive.by_index(index).map_err(io::Error::other)?;
     Ok(visit(&mut file))
 }

@@ -34,6 +34,7 @@ struct CompiledSignal {
     rank: i32,
     all: Vec<String>,
     unless: Vec<String>,
+    log_context: Vec<String>,
     regex: Option<Regex>,
 }
 
@@ -128,6 +129,7 @@ impl Matcher {
                 rank: rank_of(&signal.cause),
                 all: lowercase_all(&signal.all),
                 unless: lowercase_all(&signal.unless),
+                log_context: lowercase_all(&signal.log_context),
                 regex,
             });
         }
@@ -198,6 +200,11 @@ impl Matcher {
         }
 
         let lower = line.to_lowercase();
+        // Event verbs count only in the message, so that a component such as
+        // `DefinitionFetcher::Complete` does not make a line a success.
+        let header = crate::logline::parse_header(line);
+        let message_lower = header.as_ref().map(|h| h.message.to_lowercase());
+        let message_lower = message_lower.as_deref().unwrap_or(&lower);
         let mut result = LineMatch::default();
         for (kind, index) in owners {
             match kind {
@@ -223,16 +230,23 @@ impl Matcher {
                         .regex
                         .as_ref()
                         .is_none_or(|regex| regex.is_match(line));
-                    if holds_all && !excluded && regex_ok {
+                    // Connector log lines need an update context for
+                    // generic network words; a transcript is about the
+                    // update server as a whole.
+                    let in_context = signal.log_context.is_empty()
+                        || header.is_none()
+                        || signal.log_context.iter().any(|word| lower.contains(word.as_str()));
+                    if holds_all && !excluded && regex_ok && in_context {
                         add_hit(&mut result.causes, &signal.cause, signal.rank, &signal.id);
                     }
                 }
                 _ => {
                     let event = &self.events[index];
-                    let in_groups = event
-                        .groups
-                        .iter()
-                        .all(|group| group.iter().any(|word| lower.contains(word.as_str())));
+                    let last = event.groups.len().saturating_sub(1);
+                    let in_groups = event.groups.iter().enumerate().all(|(position, group)| {
+                        let text = if position == last { message_lower } else { lower.as_str() };
+                        group.iter().any(|word| text.contains(word.as_str()))
+                    });
                     let excluded = event
                         .unless
                         .iter()
@@ -244,6 +258,12 @@ impl Matcher {
                     }
                 }
             }
+        }
+
+        // A line that names a failure cause is never a success, whatever
+        // else it says.
+        if result.event == Some(EventKind::Success) && !result.causes.is_empty() {
+            result.event = Some(EventKind::Failure);
         }
 
         // A line such as "curl: (7) Failed to connect to proxy.corp port 8080"
@@ -314,7 +334,7 @@ fn code_pattern(code: &Code) -> (Vec<String>, String) {
             Notation::Winhttp => {
                 literals.push(value.to_string());
                 alternatives.push(format!(
-                    r"\b(?:winhttp|error|err|code|failed|failure|status|result)\D{{0,24}}\b{value}\b"
+                    r"\b(?:winhttp|error|err|code|failed|failure|status|result|timed out|ended|returned|hr)\D{{0,24}}\b{value}\b|\(\s*{value}\s*\)"
                 ));
                 push_hresult(
                     0x8007_0000 | (value as u32 & 0xFFFF),

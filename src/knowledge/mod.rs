@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use compile::{LineMatch, Matcher};
+pub use compile::{CauseHit, LineMatch, Matcher};
 
 /// The built-in rules, readable in the repository as `src/knowledge/tetra.toml`.
 pub const BUILTIN_RULES: &str = include_str!("tetra.toml");
@@ -139,6 +139,11 @@ pub struct Signal {
     pub all: Vec<String>,
     #[serde(default)]
     pub unless: Vec<String>,
+    /// Literals of which one must be on a connector log line (not on a
+    /// transcript line) for the signal to count, for words such as
+    /// "connection reset" that other connector services log too.
+    #[serde(default)]
+    pub log_context: Vec<String>,
     #[serde(default)]
     pub regex: Option<String>,
 }
@@ -171,6 +176,16 @@ pub struct Host {
     pub role: String,
 }
 
+/// A certificate authority that issues the certificates of Cisco's public
+/// servers; a server certificate for a Cisco host from any other issuer
+/// reveals TLS inspection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicCa {
+    /// Text found in the issuer's distinguished name, such as `IdenTrust`.
+    pub issuer: String,
+}
+
 /// Text that only debug-level connector logs contain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +209,8 @@ pub struct RuleSet {
     pub host: Vec<Host>,
     #[serde(default)]
     pub debug_marker: Vec<DebugMarker>,
+    #[serde(default)]
+    pub public_ca: Vec<PublicCa>,
 }
 
 impl RuleSet {
@@ -221,6 +238,7 @@ impl RuleSet {
         merge_by_key(&mut self.debug_marker, other.debug_marker, |marker| {
             marker.text.clone()
         });
+        merge_by_key(&mut self.public_ca, other.public_ca, |ca| ca.issuer.clone());
     }
 
     /// Checks that every reference to a cause names a defined cause and that

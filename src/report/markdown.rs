@@ -18,7 +18,7 @@ pub fn render_markdown(report: &Report) -> String {
         "### TETRA update triage: `{}`\n\n",
         cell(&report.bundle)
     ));
-    out.push_str(&format!("**Verdict:** {}\n\n", report.verdict));
+    out.push_str(&format!("**Verdict:** {}\n\n", printable(&report.verdict)));
     if report.redacted {
         out.push_str("_Identifiers in this note are redacted._\n\n");
     }
@@ -76,7 +76,7 @@ pub fn render_markdown(report: &Report) -> String {
         };
         out.push_str(&format!(
             "#### {}{marker}\n`{}`, {:?} severity, {:?} confidence. {}\n\n",
-            finding.title,
+            printable(&finding.title),
             finding.id,
             finding.severity,
             finding.confidence,
@@ -97,7 +97,8 @@ pub fn render_markdown(report: &Report) -> String {
         if !finding.actions.is_empty() {
             out.push_str("\nNext steps:\n");
             for (number, action) in finding.actions.iter().enumerate() {
-                out.push_str(&format!("{}. {}\n", number + 1, action));
+                // Actions quote settings from policy.xml, such as the proxy host.
+                out.push_str(&format!("{}. {}\n", number + 1, printable(action)));
             }
         }
         out.push('\n');

@@ -37,7 +37,7 @@ fn or_dash(value: Option<&str>) -> String {
 pub fn render_table(report: &Report, width: Option<u16>) -> String {
     let mut out = String::new();
     out.push_str(&format!("Bundle:  {}\n", printable(&report.bundle)));
-    out.push_str(&format!("Verdict: {}\n", report.verdict));
+    out.push_str(&format!("Verdict: {}\n", printable(&report.verdict)));
     if let Some(id) = &report.root_cause {
         out.push_str(&format!("Root cause: {id}\n"));
     }
@@ -106,9 +106,11 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
         ),
         (
             "Proxy",
-            proxy
-                .map(|p| printable(&p))
-                .unwrap_or_else(|| "none configured or policy.xml missing".to_string()),
+            match (proxy, &report.policy) {
+                (Some(proxy), _) => printable(&proxy),
+                (None, Some(_)) => "none (the policy sets no proxy)".to_string(),
+                (None, None) => "unknown (policy.xml missing)".to_string(),
+            },
         ),
         (
             "Debug logs",
@@ -189,7 +191,7 @@ pub fn render_table(report: &Report, width: Option<u16>) -> String {
 }
 
 fn root_cause_section(root: &Finding, width: Option<u16>) -> String {
-    let mut out = format!("Root cause: {} ({})\n", root.title, root.id);
+    let mut out = format!("Root cause: {} ({})\n", printable(&root.title), root.id);
     let mut evidence = new_table(width);
     evidence.set_header(vec!["Evidence", "Time", "Text"]);
     for item in &root.evidence {
@@ -200,7 +202,7 @@ fn root_cause_section(root: &Finding, width: Option<u16>) -> String {
         evidence.add_row(vec![
             printable(&place),
             or_dash(item.time.as_deref()),
-            cut(&item.text),
+            cut(&crate::diagnose::timeline_message(&item.text)),
         ]);
     }
     out.push_str(&evidence.to_string());
@@ -212,7 +214,8 @@ fn root_cause_section(root: &Finding, width: Option<u16>) -> String {
     }
     out.push_str("\nNext steps:\n");
     for (number, action) in root.actions.iter().enumerate() {
-        out.push_str(&format!("  {}. {}\n", number + 1, action));
+        // Actions quote settings from policy.xml, such as the proxy host.
+        out.push_str(&format!("  {}. {}\n", number + 1, printable(action)));
     }
     out.push('\n');
     out
