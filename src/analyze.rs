@@ -191,7 +191,9 @@ impl Analyzer {
             .collect();
 
         let found_versions = versions_found(&classified);
-        let newest_folder = found_versions.first().and_then(|v| ConnectorVersion::parse(v));
+        let newest_folder = found_versions
+            .first()
+            .and_then(|v| ConnectorVersion::parse(v));
         if let (Some(newest), Some(logged)) = (&newest_folder, &running) {
             if newest > logged {
                 warnings.push(format!(
@@ -265,7 +267,12 @@ impl Analyzer {
                 return;
             }
         };
-        let public_cas: Vec<String> = self.rules.public_ca.iter().map(|ca| ca.issuer.clone()).collect();
+        let public_cas: Vec<String> = self
+            .rules
+            .public_ca
+            .iter()
+            .map(|ca| ca.issuer.clone())
+            .collect();
         crate::capture_observations::collect(
             &bytes,
             &entry.path,
@@ -289,14 +296,21 @@ fn estimate_utc_offset(
     local_file: Option<&str>,
     local: Option<&LocalXml>,
 ) -> Option<chrono::Duration> {
-    let entry = classified.iter().find(|(_, entry)| Some(entry.path.as_str()) == local_file)?.1;
+    let entry = classified
+        .iter()
+        .find(|(_, entry)| Some(entry.path.as_str()) == local_file)?
+        .1;
     let written = entry.mtime?;
-    let newest = [local?.last_check, local?.last_update, local?.last_success].into_iter().flatten().max()?;
+    let newest = [local?.last_check, local?.last_update, local?.last_success]
+        .into_iter()
+        .flatten()
+        .max()?;
     let newest = DateTime::from_timestamp(newest, 0)?.naive_utc();
     let minutes = (written - newest).num_minutes();
     let quarter_hours = (minutes as f64 / 15.0).round() as i64;
     let residue = (minutes - quarter_hours * 15).abs();
-    (residue <= 5 && quarter_hours.abs() <= 14 * 4).then(|| chrono::Duration::minutes(quarter_hours * 15))
+    (residue <= 5 && quarter_hours.abs() <= 14 * 4)
+        .then(|| chrono::Duration::minutes(quarter_hours * 15))
 }
 
 /// Returns the date that log years are anchored to, and its source.
@@ -344,7 +358,13 @@ fn file_anchor(
     }
     // Without any date the log still needs one year for its order.
     let today = chrono::Local::now().date_naive();
-    (Some(today), Some(format!("no date found; year {} assumed", today.format("%Y"))))
+    (
+        Some(today),
+        Some(format!(
+            "no date found; year {} assumed",
+            today.format("%Y")
+        )),
+    )
 }
 
 /// Turns one log's matched lines into observations with full timestamps and
@@ -500,7 +520,11 @@ fn read_xml(entry: &Entry, warnings: &mut Vec<String>) -> Option<xml::FlatXml> {
 
 /// Describes what an input without any known member holds, and why.
 fn describe_missing(entries: &[Entry], warnings: &[String]) -> String {
-    let sample: Vec<&str> = entries.iter().take(5).map(|entry| entry.path.as_str()).collect();
+    let sample: Vec<&str> = entries
+        .iter()
+        .take(5)
+        .map(|entry| entry.path.as_str())
+        .collect();
     let found = match entries.len() {
         0 => "it holds no readable file".to_string(),
         1 => format!("it holds only {}", sample.join(", ")),

@@ -31,7 +31,9 @@ pub fn collect(
     }
     for event in report.events {
         let mut matched = matcher.match_line(&event.text);
-        if event.kind == CaptureEventKind::TlsCertificate && is_inspected_cisco_certificate(&event.text, public_cas) {
+        if event.kind == CaptureEventKind::TlsCertificate
+            && is_inspected_cisco_certificate(&event.text, public_cas)
+        {
             matched.causes.push(crate::knowledge::CauseHit {
                 cause: "tls-untrusted-certificate".to_string(),
                 rank: 0,
@@ -77,7 +79,10 @@ fn is_inspected_cisco_certificate(text: &str, public_cas: &[String]) -> bool {
     let Some((subject, issuer)) = lower.split_once(" issuer ") else {
         return false;
     };
-    subject.contains("cisco.com") && !public_cas.iter().any(|ca| issuer.contains(&ca.to_ascii_lowercase()))
+    subject.contains("cisco.com")
+        && !public_cas
+            .iter()
+            .any(|ca| issuer.contains(&ca.to_ascii_lowercase()))
 }
 
 #[cfg(test)]

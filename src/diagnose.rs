@@ -141,7 +141,10 @@ impl Candidate<'_> {
 pub fn diagnose(inputs: Inputs<'_>) -> Report {
     let rules = inputs.rules;
     let mut observations = inputs.observations;
-    let proxy_host = inputs.policy.as_ref().and_then(|policy| policy.proxy.host.clone());
+    let proxy_host = inputs
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.proxy.host.clone());
     attribute_proxy_lines(&mut observations, proxy_host.as_deref());
     add_xml_observations(
         &mut observations,
@@ -162,7 +165,8 @@ pub fn diagnose(inputs: Inputs<'_>) -> Report {
     let local_success = local_healthy_since(inputs.local.as_ref());
     let is_current = |obs: &Observation| match obs.source {
         SourceKind::Log => {
-            let before_log_success = matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success);
+            let before_log_success =
+                matches!((obs.time, last_success), (Some(time), Some(success)) if time <= success);
             let before_local_success = matches!(
                 (obs.time, local_success),
                 (Some(time), Some(success)) if time + Duration::hours(MAX_UTC_OFFSET_HOURS) < success
@@ -429,14 +433,21 @@ fn local_healthy_since(local: Option<&LocalXml>) -> Option<NaiveDateTime> {
 /// Re-attributes "server unreachable" lines that name the policy's proxy
 /// host to `proxy-connect-failed`: the connection that failed was the proxy's.
 fn attribute_proxy_lines(observations: &mut [Observation], proxy_host: Option<&str>) {
-    let Some(host) = proxy_host.map(str::to_ascii_lowercase).filter(|host| !host.is_empty()) else {
+    let Some(host) = proxy_host
+        .map(str::to_ascii_lowercase)
+        .filter(|host| !host.is_empty())
+    else {
         return;
     };
     for obs in observations.iter_mut() {
         let names_proxy = obs.text.to_ascii_lowercase().contains(&host);
         if names_proxy && obs.causes.iter().any(|cause| cause == "server-unreachable") {
             obs.causes.retain(|cause| cause != "server-unreachable");
-            if !obs.causes.iter().any(|cause| cause == "proxy-connect-failed") {
+            if !obs
+                .causes
+                .iter()
+                .any(|cause| cause == "proxy-connect-failed")
+            {
                 obs.causes.push("proxy-connect-failed".to_string());
             }
         }
@@ -471,7 +482,10 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
                 }
                 _ => {
                     other.file == obs.file
-                        && other.line.zip(obs.line).is_some_and(|(a, b)| a.abs_diff(b) <= 5)
+                        && other
+                            .line
+                            .zip(obs.line)
+                            .is_some_and(|(a, b)| a.abs_diff(b) <= 5)
                 }
             }
     });

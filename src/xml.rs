@@ -376,4 +376,62 @@ mod tests {
         assert_eq!(flat.find("agent/uuid"), Some("abc"));
         assert!(error.is_some());
     }
+
+    #[test]
+    fn spaces_around_entities_are_kept() {
+        let policy = b"<config><proxy><password> p &amp; q </password></proxy></config>";
+        let (flat, error) = flatten(policy);
+        assert!(error.is_none());
+        let (_, password) = parse_policy(&flat);
+        assert_eq!(password.as_deref(), Some("p & q"));
+    }
+
+    #[test]
+    fn truncated_document_is_reported() {
+        let (flat, error) = flatten(b"<config><agent><uuid>abc</uuid><engine><tetra><defver");
+        assert_eq!(flat.find("agent/uuid"), Some("abc"));
+        let error = error.expect("truncation is an error");
+        assert!(error.contains("<config/agent/engine/tetra>"), "{error}");
+    }
+
+    #[test]
+    fn huge_text_node_is_cut() {
+        // Two million entity references: each used to recount the text.
+        let document = format!(
+            "<config><note>{}</note></config>",
+            "&amp;".repeat(2_000_000)
+        );
+        let (flat, error) = flatten(document.as_bytes());
+        assert!(error.is_none());
+        let note = flat.find("config/note").expect("note");
+        assert_eq!(note.chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn deep_nesting_stops_reading() {
+        let depth = 100_000;
+        let document = format!("{}{}", "<d>x".repeat(depth), "</d>".repeat(depth));
+        let (flat, error) = flatten(document.as_bytes());
+        let error = error.expect("too deep");
+        assert!(error.contains("deeper than 64"), "{error}");
+        assert_eq!(flat.values.len(), MAX_DEPTH);
+    }
+
+    #[test]
+    fn policy_url_credentials_are_masked() {
+        let policy = br#"<config><proxy><server>http://svc:Url-Pa55@proxy.corp:8080</server>
+<pacloc>https://svc:Pac-Pa55@pac.corp/p.pac</pacloc><password>Pr0xy-S3cret!</password>
+<username>Pr0xy-S3cret!</username></proxy></config>"#;
+        let (flat, _) = flatten(policy);
+        let (parsed, password) = parse_policy(&flat);
+        assert_eq!(password.as_deref(), Some("Pr0xy-S3cret!"));
+        let json = serde_json::to_string(&parsed).expect("serializes");
+        for secret in ["Url-Pa55", "Pac-Pa55", "Pr0xy-S3cret!"] {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        assert_eq!(
+            parsed.proxy.host.as_deref(),
+            Some("http://svc:********@proxy.corp:8080")
+        );
+    }
 }

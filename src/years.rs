@@ -92,8 +92,16 @@ pub fn datetime_in_name(name: &str) -> Option<NaiveDateTime> {
             .expect("constant pattern compiles")
     });
     DATE_TIME.captures_iter(name).find_map(|captures| {
-        let date = NaiveDate::from_ymd_opt(captures[1].parse().ok()?, captures[2].parse().ok()?, captures[3].parse().ok()?)?;
-        let number = |index: usize| captures.get(index).and_then(|m| m.as_str().parse::<u32>().ok());
+        let date = NaiveDate::from_ymd_opt(
+            captures[1].parse().ok()?,
+            captures[2].parse().ok()?,
+            captures[3].parse().ok()?,
+        )?;
+        let number = |index: usize| {
+            captures
+                .get(index)
+                .and_then(|m| m.as_str().parse::<u32>().ok())
+        };
         let time = match (number(4), number(5), number(6)) {
             (Some(hour), Some(minute), Some(second)) => date.and_hms_opt(hour, minute, second),
             _ => None,
@@ -166,8 +174,12 @@ mod tests {
         assert_eq!(date_in_name("amp_20230518.zip"), Some(date(2023, 5, 18)));
         assert_eq!(date_in_name("bundle.zip"), None);
         assert_eq!(date_in_name("v8.1.7.21417.zip"), None);
-        let collected = datetime_in_name("CiscoAMP_Support_Tool_2023_05_18_21_40_12.7z").expect("date and time");
-        assert_eq!(collected.format("%Y-%m-%d %H:%M:%S").to_string(), "2023-05-18 21:40:12");
+        let collected = datetime_in_name("CiscoAMP_Support_Tool_2023_05_18_21_40_12.7z")
+            .expect("date and time");
+        assert_eq!(
+            collected.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "2023-05-18 21:40:12"
+        );
         let midnight = datetime_in_name("bundle-2024-01-03.zip").expect("date");
         assert_eq!(midnight.format("%H:%M:%S").to_string(), "00:00:00");
     }

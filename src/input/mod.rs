@@ -221,10 +221,8 @@ impl Lister<'_> {
             Err(Error::Encrypted { reason, .. }) => format!("password-protected: {reason}"),
             Err(err) => err.to_string(),
         };
-        self.warnings.push(format!(
-            "{}: nested archive skipped: {reason}",
-            entry.path
-        ));
+        self.warnings
+            .push(format!("{}: nested archive skipped: {reason}", entry.path));
         Ok(())
     }
 }
@@ -444,7 +442,9 @@ pub fn file_modified(entry: &Entry) -> Option<NaiveDateTime> {
     let Location::File(path) = &entry.location else {
         return None;
     };
-    let modified = std::fs::metadata(path).and_then(|meta| meta.modified()).ok()?;
+    let modified = std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()?;
     Some(chrono::DateTime::<chrono::Local>::from(modified).naive_local())
 }
 

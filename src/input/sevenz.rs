@@ -93,8 +93,12 @@ pub(super) fn list<R: Read + Seek>(
             // The entry being read failed, or its checksum did after it was
             // read: either way its bytes are not to be trusted.
             let failed = seen.saturating_sub(1);
-            let failed_path = files.get(failed).map(|&index| member_path(prefix, &archive.files[index]));
-            if kept.len() > kept_before && kept.last().map(|entry| &entry.path) == failed_path.as_ref() {
+            let failed_path = files
+                .get(failed)
+                .map(|&index| member_path(prefix, &archive.files[index]));
+            if kept.len() > kept_before
+                && kept.last().map(|entry| &entry.path) == failed_path.as_ref()
+            {
                 kept.pop();
             }
             let lost: Vec<String> = files[failed.min(files.len())..]

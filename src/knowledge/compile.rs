@@ -235,7 +235,10 @@ impl Matcher {
                     // update server as a whole.
                     let in_context = signal.log_context.is_empty()
                         || header.is_none()
-                        || signal.log_context.iter().any(|word| lower.contains(word.as_str()));
+                        || signal
+                            .log_context
+                            .iter()
+                            .any(|word| lower.contains(word.as_str()));
                     if holds_all && !excluded && regex_ok && in_context {
                         add_hit(&mut result.causes, &signal.cause, signal.rank, &signal.id);
                     }
@@ -244,7 +247,11 @@ impl Matcher {
                     let event = &self.events[index];
                     let last = event.groups.len().saturating_sub(1);
                     let in_groups = event.groups.iter().enumerate().all(|(position, group)| {
-                        let text = if position == last { message_lower } else { lower.as_str() };
+                        let text = if position == last {
+                            message_lower
+                        } else {
+                            lower.as_str()
+                        };
                         group.iter().any(|word| text.contains(word.as_str()))
                     });
                     let excluded = event
