@@ -49,15 +49,32 @@ pub fn render_markdown(report: &Report) -> String {
                     _ => error.text.clone(),
                 }),
         ),
+        ("Last check (UTC)", definitions.last_check.clone()),
         (
             "Proxy",
-            report.proxy.as_ref().map(|proxy| {
-                format!(
-                    "{}:{}",
-                    proxy.host.clone().unwrap_or_default(),
-                    proxy.port.clone().unwrap_or_default()
-                )
+            Some(match (&report.proxy, &report.policy) {
+                (Some(proxy), _) => {
+                    let mut text = format!(
+                        "{}:{}",
+                        proxy.host.clone().unwrap_or_default(),
+                        proxy.port.clone().unwrap_or_default()
+                    );
+                    if let Some(user) = &proxy.username {
+                        text.push_str(&format!(" user {user}"));
+                    }
+                    text
+                }
+                (None, Some(_)) => "none (the policy sets no proxy)".to_string(),
+                (None, None) => "unknown (policy.xml missing)".to_string(),
             }),
+        ),
+        (
+            "WinHTTP proxy (SYSTEM)",
+            report.network.winhttp_proxy.clone(),
+        ),
+        (
+            "Debug logs",
+            Some(if report.logs.debug { "yes" } else { "no" }.to_string()),
         ),
     ];
     for (name, value) in rows {
