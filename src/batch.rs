@@ -113,7 +113,7 @@ pub fn run_batch(analyzer: &Analyzer, options: &BatchOptions<'_>) -> anyhow::Res
     }
     let mut writer = Writer::open(options)?;
     let started = Instant::now();
-    let discovery = discover(root);
+    let discovery = discover(root, options.output);
     let candidates = discovery.candidates;
     let total_bytes: u64 = candidates.iter().map(|candidate| candidate.bytes).sum();
     let progress = Progress::new(candidates.len(), total_bytes);

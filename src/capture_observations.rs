@@ -52,7 +52,9 @@ pub fn collect(
                     | CaptureEventKind::TlsAlert
                     | CaptureEventKind::TlsCertificate
                     | CaptureEventKind::HttpResponse
-            );
+            )
+            || (event.kind == CaptureEventKind::DnsAnswer
+                && names_update_or_revocation_host(&event.text));
         if !notable {
             continue;
         }
@@ -70,6 +72,15 @@ pub fn collect(
             running: true,
         });
     }
+}
+
+/// Returns whether the text names a TETRA update server or a CRL/OCSP host,
+/// the DNS answers worth a timeline entry.
+fn names_update_or_revocation_host(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["tetra-defs", "ocsp", "crl", "identrust"]
+        .iter()
+        .any(|word| lower.contains(word))
 }
 
 /// Returns whether a certificate event shows a Cisco server's certificate

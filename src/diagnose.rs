@@ -377,7 +377,7 @@ fn contradictions(
             let text = obs.text.to_ascii_lowercase();
             text.contains("proxy")
                 || (!proxy_host.is_empty() && text.contains(&proxy_host))
-                || text.contains("connect ")
+                || text.contains("request connect ")
         });
         if !saw_proxy && !root.sources().contains(&SourceKind::Capture) {
             notes.push(format!(
@@ -387,10 +387,11 @@ fn contradictions(
         }
     }
     if root.cause.id == "dns-resolution-failed" {
+        let answer = format!("dns answer {}", context.update_server.to_ascii_lowercase());
         let resolved_ok = observations.iter().any(|obs| {
-            obs.source != SourceKind::Log
+            obs.source == SourceKind::Capture
                 && obs.causes.is_empty()
-                && obs.text.to_ascii_lowercase().contains("dns answer")
+                && obs.text.to_ascii_lowercase().contains(&answer)
         });
         if resolved_ok {
             notes.push(

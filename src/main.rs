@@ -45,7 +45,7 @@ enum Command {
     /// fleet: root causes, definition versions and update age per bundle.
     ///
     /// A bundle is an archive file (ZIP or 7z, known by its first bytes) or a
-    /// directory that holds local.xml or sfc.exe.log*; other files are
+    /// directory that contains local.xml or sfc.exe.log*; other files are
     /// counted as skipped. Output is in path order. A progress bar is drawn on
     /// stderr only when stderr is a terminal.
     #[command(after_help = BATCH_EXAMPLES)]

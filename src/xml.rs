@@ -388,10 +388,13 @@ mod tests {
 
     #[test]
     fn truncated_document_is_reported() {
-        let (flat, error) = flatten(b"<config><agent><uuid>abc</uuid><engine><tetra><defver");
+        let (flat, error) = flatten(b"<config><agent><uuid>abc</uuid><engine><tetra><defver>90");
         assert_eq!(flat.find("agent/uuid"), Some("abc"));
         let error = error.expect("truncation is an error");
-        assert!(error.contains("<config/agent/engine/tetra>"), "{error}");
+        assert!(
+            error.contains("<config/agent/engine/tetra/defver>"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -269,3 +269,60 @@ fn redact_hides_identifiers_and_keeps_diagnosis() {
     }
     assert!(text.contains("host-1"));
 }
+
+/// Writes a bundle directory whose local.xml reports a proxy authentication
+/// failure, with `capture` copied in as a packet capture.
+fn lasterror_bundle_with_capture(dir: &std::path::Path, capture: &str) {
+    let amp = dir.join("Program Files/Cisco/AMP");
+    std::fs::create_dir_all(amp.join("8.1.7.21417")).expect("create dirs");
+    std::fs::write(
+        amp.join("local.xml"),
+        "<config><agent><uuid>x</uuid><engine><tetra><lasterror>4294965196</lasterror></tetra></engine></agent></config>",
+    )
+    .expect("write local.xml");
+    std::fs::write(
+        amp.join("8.1.7.21417/sfc.exe.log"),
+        "(1, +0 ms) Dec 4 10:40:00 [7]: Query::LookupExecute: attempting lookup with cloud\n",
+    )
+    .expect("write log");
+    std::fs::copy(format!("fixtures/captures/{capture}"), dir.join(capture)).expect("copy capture");
+}
+
+#[test]
+fn capture_without_proxy_traffic_contradicts_proxy_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    lasterror_bundle_with_capture(dir.path(), "tcp-refused.pcap");
+    let output = run(&[
+        "analyze",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], "proxy-auth-failed");
+    let findings = value["findings"].as_array().expect("findings");
+    let contradiction = findings
+        .iter()
+        .find(|f| f["id"] == "evidence-contradiction")
+        .expect("contradiction finding");
+    assert!(contradiction["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains("no traffic to a proxy")));
+}
+
+#[test]
+fn capture_with_proxy_407_agrees_with_lasterror() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    lasterror_bundle_with_capture(dir.path(), "proxy-407.pcap");
+    let output = run(&[
+        "analyze",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(value["root_cause"], "proxy-auth-failed");
+    let findings = value["findings"].as_array().expect("findings");
+    assert_eq!(findings[0]["confidence"], "high");
+    assert!(findings.iter().all(|f| f["id"] != "evidence-contradiction"));
+}

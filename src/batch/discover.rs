@@ -32,8 +32,10 @@ pub(super) struct Discovery {
 /// Walks `root` and returns its bundles. A bundle is an archive file (ZIP or
 /// 7z by magic bytes, whatever the extension) or a directory that contains
 /// `local.xml` or `sfc.exe.log*`. Files inside a bundle directory belong to
-/// it, so they are not bundles of their own. Every other file is skipped.
-pub(super) fn discover(root: &Path) -> Discovery {
+/// it, so they are not bundles of their own. Every other file is skipped,
+/// except `output` (the batch's own output file), which is left out.
+pub(super) fn discover(root: &Path, output: Option<&Path>) -> Discovery {
+    let output = output.and_then(|path| path.canonicalize().ok());
     let mut candidates = Vec::new();
     let mut files: Vec<(PathBuf, u64)> = Vec::new();
     let mut bundle_dirs: BTreeSet<PathBuf> = BTreeSet::new();
@@ -52,6 +54,12 @@ pub(super) fn discover(root: &Path) -> Discovery {
         };
         if !item.file_type().is_file() {
             continue;
+        }
+        if let Some(output) = &output {
+            let same_name = output.file_name() == Some(item.file_name());
+            if same_name && item.path().canonicalize().ok().as_ref() == Some(output) {
+                continue;
+            }
         }
         if is_bundle_marker(item.file_name()) {
             bundle_dirs.insert(bundle_root(root, item.path()));
@@ -183,8 +191,9 @@ mod tests {
         touch(&amp.join("8.1.7.21417/sfc.exe.log"), b"log");
         touch(&root.join("case/unpacked/attachment.zip"), b"PK\x03\x04");
         touch(&root.join("flat/sfc.exe.log.1"), b"log");
+        touch(&root.join("fleet.csv"), b"bundle,connector_guid\n");
 
-        let found = discover(root);
+        let found = discover(root, Some(&root.join("fleet.csv")));
         let paths: Vec<PathBuf> = found
             .candidates
             .iter()
@@ -226,7 +235,7 @@ mod tests {
             &root.join("Program Files/Cisco/AMP/nested.zip"),
             b"PK\x03\x04",
         );
-        let found = discover(root);
+        let found = discover(root, None);
         assert_eq!(found.candidates.len(), 1);
         assert_eq!(found.candidates[0].path, root);
         assert_eq!(found.skipped, 0);

@@ -165,3 +165,104 @@ fn member_paths_are_normalized() {
         "../../etc/passwd"
     );
 }
+
+#[test]
+fn nested_archives_count_against_the_total_limit() {
+    let inner = zip_bytes(&[("history.db", &[0u8; 4096])]);
+    let names: Vec<String> = (0..10).map(|i| format!("copy{i}.zip")).collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|name| (name.as_str(), inner.as_slice()))
+        .collect();
+    let (_dir, path) = write_temp(&zip_bytes(&files), "case.zip");
+    let limits = Limits {
+        max_total_bytes: 3 * inner.len() as u64,
+        ..Limits::default()
+    };
+    let err = list(&path, &limits).expect_err("nested archives exceed the total");
+    assert!(err.to_string().contains("--max-total-bytes"), "{err}");
+    assert!(list(&path, &Limits::default()).is_ok());
+}
+
+#[test]
+fn loose_files_named_as_archives_are_explained() {
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("empty.zip", b"", "the file is empty"),
+        (
+            "bundle.7z",
+            b"<html><body>denied</body></html>",
+            "HTML page",
+        ),
+        ("bundle.zip", b"\x01\x02\x03", "starts with bytes 01 02 03"),
+    ];
+    for (name, bytes, expected) in cases {
+        let (_dir, path) = write_temp(bytes, name);
+        let err = list(&path, &Limits::default()).expect_err("not an archive");
+        assert!(matches!(err, Error::NotABundle { .. }), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    // A loose log keeps being read, whatever its first bytes.
+    let (_dir, path) = write_temp(b"\x01\x02\x03", "sfc.exe.log");
+    assert_eq!(
+        paths(&list(&path, &Limits::default()).expect("listing")),
+        ["sfc.exe.log"]
+    );
+}
+
+#[test]
+fn duplicate_names_are_reported() {
+    // The ZIP writer rejects duplicate names, so the second name is
+    // rewritten in the finished bytes to equal the first.
+    let bytes = zip_bytes(&[
+        ("curl_output_1.txt", b"first"),
+        ("curl_output_2.txt", b"second"),
+    ]);
+    let mut patched = bytes.clone();
+    let second = b"curl_output_2.txt";
+    let mut at = 0;
+    while let Some(offset) = patched[at..]
+        .windows(second.len())
+        .position(|window| window == second)
+    {
+        let start = at + offset;
+        patched[start..start + second.len()].copy_from_slice(b"curl_output_1.txt");
+        at = start + second.len();
+    }
+    let (_dir, path) = write_temp(&patched, "dup.zip");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert!(
+        listing.warnings.iter().any(|w| w.contains("share a name")),
+        "{:?}",
+        listing.warnings
+    );
+    assert_eq!(paths(&listing), ["curl_output_1.txt"]);
+}
+
+#[test]
+fn members_read_the_same_from_file_and_memory() {
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let inner = zip_bytes(&[("a/sfc.exe.log", &big), ("b/local.xml", b"<config/>")]);
+    let outer = zip_bytes(&[("inner.zip", &inner), ("c/sfc.exe.log", &big)]);
+    let (_dir, path) = write_temp(&outer, "case.zip");
+    let listing = list(&path, &Limits::default()).expect("listing");
+    assert_eq!(
+        paths(&listing),
+        [
+            "inner.zip!/a/sfc.exe.log",
+            "inner.zip!/b/local.xml",
+            "c/sfc.exe.log"
+        ]
+    );
+    for (entry, expected) in listing
+        .entries
+        .iter()
+        .zip([&big[..], b"<config/>", &big[..]])
+    {
+        // Twice, so a second read of the same entry starts from its own
+        // beginning, not where the first one stopped.
+        for _ in 0..2 {
+            let bytes = read_entry_bytes(entry, 1 << 20).expect("read entry");
+            assert_eq!(bytes, expected, "{}", entry.path);
+        }
+    }
+}

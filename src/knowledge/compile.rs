@@ -10,6 +10,10 @@ use regex::Regex;
 use super::{Code, EventKind, Notation, RuleSet};
 use crate::error::{Error, Result};
 
+mod lines;
+
+use lines::LineFinder;
+
 /// A rule that owns a literal of the automaton.
 #[derive(Debug, Clone, Copy)]
 enum Owner {
@@ -76,6 +80,9 @@ pub struct Matcher {
     signals: Vec<CompiledSignal>,
     events: Vec<CompiledEvent>,
     debug_markers: AhoCorasick,
+    /// A faster search for the lines that contain a literal; `None` when the
+    /// literals are too many for a DFA.
+    line_finder: Option<LineFinder>,
 }
 
 impl Matcher {
@@ -151,6 +158,11 @@ impl Matcher {
         }
 
         let automaton = build_automaton(&literals)?;
+        let line_finder = if literals.len() <= MAX_DFA_LITERALS {
+            LineFinder::new(&literals)
+        } else {
+            None
+        };
         let markers: Vec<String> = rules
             .debug_marker
             .iter()
@@ -164,18 +176,30 @@ impl Matcher {
             signals,
             events,
             debug_markers,
+            line_finder,
         })
     }
 
-    /// Returns the byte offset of the first rule literal found at or after
-    /// `from`. Lines holding no rule literal can match no rule.
-    pub fn find_candidate(&self, haystack: &[u8], from: usize) -> Option<usize> {
-        if from >= haystack.len() {
-            return None;
+    /// Appends to `offsets` one byte offset inside each line of `region`
+    /// that contains a rule literal, in increasing order. Lines end at
+    /// `terminator`, and a line without a rule literal can match no rule.
+    pub fn candidate_lines(&self, region: &[u8], terminator: u8, offsets: &mut Vec<usize>) {
+        if let Some(finder) = &self.line_finder {
+            finder.find_lines(region, terminator, offsets);
+            return;
         }
-        self.automaton
-            .find(Input::new(haystack).span(from..haystack.len()))
-            .map(|found| found.start())
+        let mut from = 0;
+        while from < region.len() {
+            let Some(found) = self
+                .automaton
+                .find(Input::new(region).span(from..region.len()))
+            else {
+                break;
+            };
+            offsets.push(found.start());
+            from = memchr::memchr(terminator, &region[found.start()..])
+                .map_or(region.len(), |line_end| found.start() + line_end + 1);
+        }
     }
 
     /// Returns whether the text contains a debug-level marker.
@@ -313,9 +337,10 @@ fn build_automaton(literals: &[String]) -> Result<AhoCorasick> {
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard);
     // For more than 100 literals the builder picks a contiguous NFA, which
-    // scans the built-in rules' ~210 literals at about half the speed of a
-    // full DFA (benches/batch.sh). The DFA for those takes about 2.3 MB,
-    // and its size grows with the literals, hence the cap and the fallback.
+    // searched the built-in rules' ~210 literals at about half the speed of
+    // a full DFA (250 against 500 MB/s on one AMD EPYC core, over logs from
+    // benches/make_bench_bundles.py). That DFA takes about 2.3 MB and grows
+    // with the literals, hence the cap and the fallback.
     if literals.len() <= MAX_DFA_LITERALS {
         builder.kind(Some(AhoCorasickKind::DFA));
         if let Ok(automaton) = builder.build(literals) {
