@@ -3,9 +3,9 @@
 //! order.
 //!
 //! Results are written as soon as every bundle before them in path order is
-//! done. Memory keeps one row or JSON line for each finished bundle that
-//! waits for an earlier one, and the rows of the table format, but never all
-//! reports.
+//! done. For each finished bundle that waits for an earlier one, memory keeps
+//! its row or JSON line (its whole report with `--redact`), and the table
+//! format keeps every row, but all reports are never held at once.
 
 mod discover;
 mod fleet;
@@ -85,7 +85,7 @@ struct Digest {
     json: Option<String>,
 }
 
-/// A worker's result for one bundle.
+/// A bundle's result, digested for the writer unless redacting.
 enum Finished {
     Digest(Box<Digest>),
     /// A whole result, sent when redacting: tokens are numbered in the order
@@ -94,15 +94,19 @@ enum Finished {
     Whole(std::result::Result<Box<Report>, String>),
 }
 
+/// A worker's result for one bundle.
 struct Message {
+    /// The bundle's place in path order.
     index: usize,
+    /// The error, also printed on stderr when the message arrives.
     failure: Option<String>,
     finished: Finished,
 }
 
 /// Analyzes every bundle under `options.root` and writes the output.
-/// Fails only on invalid usage or when the output cannot be written; a
-/// bundle that cannot be read is counted in [`BatchTotals::failed`].
+/// Fails on invalid usage, or when the worker threads cannot start or the
+/// output cannot be written. A bundle that cannot be read is no failure of
+/// the run: it is counted in [`BatchTotals::failed`].
 pub fn run_batch(analyzer: &Analyzer, options: &BatchOptions<'_>) -> anyhow::Result<BatchTotals> {
     let root = options.root;
     if !root.is_dir() {
@@ -114,78 +118,42 @@ pub fn run_batch(analyzer: &Analyzer, options: &BatchOptions<'_>) -> anyhow::Res
     let mut writer = Writer::open(options)?;
     let started = Instant::now();
     let discovery = discover(root, options.output);
-    let candidates = discovery.candidates;
-    let total_bytes: u64 = candidates.iter().map(|candidate| candidate.bytes).sum();
-    let progress = Progress::new(candidates.len(), total_bytes);
+    let total_bytes: u64 = discovery
+        .candidates
+        .iter()
+        .map(|candidate| candidate.bytes)
+        .sum();
+    let progress = Progress::new(discovery.candidates.len(), total_bytes);
 
-    let mut pool_builder =
-        rayon::ThreadPoolBuilder::new().thread_name(|index| format!("tetra-triage-batch-{index}"));
-    if let Some(jobs) = options.jobs {
-        pool_builder = pool_builder.num_threads(jobs);
-    }
-    let pool = pool_builder
-        .build()
-        .context("cannot start the worker threads")?;
+    let pool = worker_pool(options.jobs)?;
     let redactor = options.redact.then(Redactor::new);
 
     let mut totals = BatchTotals {
         skipped: discovery.skipped,
         ..BatchTotals::default()
     };
-    let next = AtomicUsize::new(0);
-    let (sender, receiver) = mpsc::channel::<Message>();
-    let written: anyhow::Result<()> = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let sender = sender;
-            // Each pool thread takes the next bundle in path order, so the
-            // results arrive nearly in order and few wait in `pending`.
-            pool.broadcast(|_| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(candidate) = candidates.get(index) else {
-                    break;
-                };
-                let message = analyze_candidate(analyzer, candidate, options);
-                if sender.send(Message { index, ..message }).is_err() {
-                    // The writer stopped on an error: skip the rest.
-                    break;
-                }
-            });
-        });
-
-        let mut pending: BTreeMap<usize, Finished> = BTreeMap::new();
-        let mut next_written = 0usize;
-        for message in receiver {
-            let Some(candidate) = candidates.get(message.index) else {
-                continue;
-            };
-            match &message.failure {
-                Some(error) => {
-                    totals.failed += 1;
-                    progress.print_error(error);
-                }
-                None => totals.analyzed += 1,
-            }
-            progress.advance(candidate.bytes);
-            pending.insert(message.index, message.finished);
-            while let Some(finished) = pending.remove(&next_written) {
-                let digest = match finished {
-                    Finished::Digest(digest) => *digest,
-                    Finished::Whole(result) => {
-                        let path = candidates
-                            .get(next_written)
-                            .map_or(Path::new(""), |candidate| candidate.path.as_path());
-                        digest_redacted(path, result, redactor.as_ref(), options.format)
-                    }
-                };
-                writer.write(digest)?;
-                next_written += 1;
-            }
-        }
-        Ok(())
+    let candidates = discovery.candidates.as_slice();
+    let written = std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel();
+        let pool = &pool;
+        scope.spawn(move || analyze_all(pool, analyzer, candidates, options, sender));
+        let order = WriteOrder {
+            candidates,
+            redactor: redactor.as_ref(),
+            format: options.format,
+            progress: &progress,
+        };
+        order.write_all(receiver, &mut writer, &mut totals)
     });
     progress.finish();
     written?;
-    writer.finish(root, totals.skipped, table_width(options))?;
+    let fleet = fleet::Fleet {
+        root,
+        redacted: options.redact,
+        skipped: totals.skipped,
+        width: table_width(options),
+    };
+    writer.finish(&fleet)?;
     eprintln!(
         "{} bundles analyzed, {} could not be read, {} other files skipped ({} of bundle files in {:.1} s)",
         totals.analyzed,
@@ -195,6 +163,16 @@ pub fn run_batch(analyzer: &Analyzer, options: &BatchOptions<'_>) -> anyhow::Res
         started.elapsed().as_secs_f64()
     );
     Ok(totals)
+}
+
+/// Builds the pool that analyzes bundles; `None` gives it one thread per core.
+fn worker_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut builder =
+        rayon::ThreadPoolBuilder::new().thread_name(|index| format!("tetra-triage-batch-{index}"));
+    if let Some(jobs) = jobs {
+        builder = builder.num_threads(jobs);
+    }
+    builder.build().context("cannot start the worker threads")
 }
 
 /// Returns the width to wrap the table to: the terminal's, when stdout is
@@ -209,9 +187,86 @@ fn table_width(options: &BatchOptions<'_>) -> Option<u16> {
     Some(detected.unwrap_or(fleet::DEFAULT_WIDTH))
 }
 
+/// Analyzes the candidates on the pool's threads and sends each result.
+fn analyze_all(
+    pool: &rayon::ThreadPool,
+    analyzer: &Analyzer,
+    candidates: &[Candidate],
+    options: &BatchOptions<'_>,
+    sender: mpsc::Sender<Message>,
+) {
+    let next = AtomicUsize::new(0);
+    // Each pool thread takes the next bundle in path order, so the results
+    // arrive nearly in order and few of them wait to be written.
+    pool.broadcast(|_| loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(candidate) = candidates.get(index) else {
+            break;
+        };
+        let message = analyze_candidate(analyzer, index, candidate, options);
+        if sender.send(message).is_err() {
+            // The writer stopped on an error, so the rest is not needed.
+            break;
+        }
+    });
+}
+
+/// Writes results in path order as they arrive, and counts them.
+struct WriteOrder<'a> {
+    candidates: &'a [Candidate],
+    redactor: Option<&'a Redactor>,
+    format: BatchFormat,
+    progress: &'a Progress,
+}
+
+impl WriteOrder<'_> {
+    fn write_all(
+        &self,
+        receiver: mpsc::Receiver<Message>,
+        writer: &mut Writer,
+        totals: &mut BatchTotals,
+    ) -> anyhow::Result<()> {
+        let mut pending: BTreeMap<usize, Finished> = BTreeMap::new();
+        let mut next_written = 0usize;
+        for message in receiver {
+            let Some(candidate) = self.candidates.get(message.index) else {
+                continue;
+            };
+            match &message.failure {
+                Some(error) => {
+                    totals.failed += 1;
+                    self.progress.print_error(error);
+                }
+                None => totals.analyzed += 1,
+            }
+            self.progress.advance(candidate.bytes);
+            pending.insert(message.index, message.finished);
+            while let Some(finished) = pending.remove(&next_written) {
+                writer.write(self.digest_in_order(next_written, finished))?;
+                next_written += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn digest_in_order(&self, index: usize, finished: Finished) -> Digest {
+        match finished {
+            Finished::Digest(digest) => *digest,
+            Finished::Whole(result) => {
+                let path = self
+                    .candidates
+                    .get(index)
+                    .map_or(Path::new(""), |candidate| candidate.path.as_path());
+                digest_redacted(path, result, self.redactor, self.format)
+            }
+        }
+    }
+}
+
 /// Analyzes one bundle on a worker thread.
 fn analyze_candidate(
     analyzer: &Analyzer,
+    index: usize,
     candidate: &Candidate,
     options: &BatchOptions<'_>,
 ) -> Message {
@@ -237,7 +292,7 @@ fn analyze_candidate(
         Finished::Digest(Box::new(digest(path, result, options.format)))
     };
     Message {
-        index: 0,
+        index,
         failure,
         finished,
     }
@@ -400,14 +455,14 @@ impl Writer {
         Ok(())
     }
 
-    fn finish(self, root: &Path, skipped: u64, width: Option<u16>) -> anyhow::Result<()> {
+    fn finish(self, fleet: &fleet::Fleet<'_>) -> anyhow::Result<()> {
         let mut out = match self {
             Writer::Jsonl(out) => out,
             Writer::Csv(csv) => csv
                 .into_inner()
                 .map_err(|err| anyhow::anyhow!("cannot write output: {}", err.error()))?,
             Writer::Table { mut out, rows } => {
-                let text = fleet::render(root, &rows, skipped, width);
+                let text = fleet::render(fleet, &rows);
                 out.write_all(text.as_bytes())
                     .context("cannot write output")?;
                 out
@@ -420,7 +475,8 @@ impl Writer {
 /// Returns the CSV fields of a row. Text from the bundle has control
 /// characters escaped, so a CSV file printed to a terminal cannot drive it.
 fn csv_record(row: &Row) -> [String; 9] {
-    let text = |value: &Option<String>| value.as_deref().map(printable).unwrap_or_default();
+    let text = |value: &Option<String>| value.as_deref().map(cell).unwrap_or_default();
+    let printable = cell;
     [
         printable(&row.bundle),
         text(&row.guid),
@@ -434,6 +490,18 @@ fn csv_record(row: &Row) -> [String; 9] {
         text(&row.evidence),
         text(&row.error),
     ]
+}
+
+/// Returns text safe for a spreadsheet cell: control characters escaped, and
+/// a leading `=`, `+`, `-` or `@` (which spreadsheets run as a formula)
+/// preceded by an apostrophe, since bundle text is untrusted.
+fn cell(text: &str) -> String {
+    let text = printable(text);
+    if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text
+    }
 }
 
 /// The progress bar on stderr, drawn only when stderr is a terminal.
@@ -514,6 +582,18 @@ mod tests {
         assert_eq!(record[5], "1.5");
         assert!(!record[7].contains('\u{1b}'));
         assert_eq!(record[8], "");
+    }
+
+    #[test]
+    fn csv_cells_cannot_start_formulas() {
+        let row = Row {
+            bundle: "=HYPERLINK(\"http://x\")".to_string(),
+            evidence: Some("@SUM(A1)".to_string()),
+            ..Row::default()
+        };
+        let record = csv_record(&row);
+        assert!(record[0].starts_with("'="), "{}", record[0]);
+        assert!(record[7].starts_with("'@"), "{}", record[7]);
     }
 
     #[test]

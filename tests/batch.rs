@@ -158,6 +158,15 @@ fn output_is_identical_across_runs() {
         !text.contains("CiscoAMP_Support_Tool"),
         "bundle names are redacted"
     );
+
+    let table = run(&["batch", "--redact", &root]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("Bundles under the directory (name redacted)"),
+        "{table}"
+    );
+    assert!(!table.contains(&root), "{table}");
+    assert!(!table.contains("CiscoAMP_Support_Tool"), "{table}");
 }
 
 #[test]
@@ -177,6 +186,22 @@ fn output_file_receives_the_output() {
     assert!(to_file.stdout.is_empty());
     let to_stdout = run(&["batch", "--format", "jsonl", &root]);
     assert_eq!(fs::read(&file).expect("output file"), to_stdout.stdout);
+}
+
+#[test]
+fn output_file_inside_dir_is_not_counted() {
+    let (temp, _) = fleet();
+    let root = temp.path().join("fleet");
+    let file = root.join("fleet.txt").display().to_string();
+    let root = root.display().to_string();
+    let first = run(&["batch", "--output", &file, &root]);
+    assert_eq!(first.status.code(), Some(1));
+    let first_table = fs::read_to_string(&file).expect("output file");
+    let second = run(&["batch", "--output", &file, &root]);
+    assert_eq!(second.status.code(), Some(1));
+    let second_table = fs::read_to_string(&file).expect("output file");
+    assert!(first_table.contains("Skipped files:  2"), "{first_table}");
+    assert_eq!(first_table, second_table);
 }
 
 #[test]

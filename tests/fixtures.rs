@@ -197,10 +197,15 @@ fn older_version_failures_are_history() {
 
 #[test]
 fn capture_alone_proves_proxy_auth() {
-    let report = analyzer().analyze(&fixture("capture-proxy-407_")).expect("fixture analyzes");
+    let report = analyzer()
+        .analyze(&fixture("capture-proxy-407_"))
+        .expect("fixture analyzes");
     assert_eq!(report.root_cause.as_deref(), Some("proxy-auth-failed"));
     let root = &report.findings[0];
-    assert!(root.evidence.iter().all(|item| item.source == SourceKind::Capture));
+    assert!(root
+        .evidence
+        .iter()
+        .all(|item| item.source == SourceKind::Capture));
     let cited = &root.evidence[0];
     assert!(cited.file.ends_with("amp_update.pcap"), "{}", cited.file);
     assert!(cited.line.is_some(), "packet number cited");
@@ -209,21 +214,43 @@ fn capture_alone_proves_proxy_auth() {
 
 #[test]
 fn timeline_interleaves_log_and_capture() {
-    let report = analyzer().analyze(&fixture("capture-proxy-407_")).expect("fixture analyzes");
+    let report = analyzer()
+        .analyze(&fixture("capture-proxy-407_"))
+        .expect("fixture analyzes");
     assert_eq!(report.logs.utc_offset_minutes, Some(-300));
-    let sources: Vec<bool> = report.timeline.iter().map(|entry| entry.file.ends_with(".pcap")).collect();
-    assert!(sources.contains(&true) && sources.contains(&false), "{sources:?}");
-    let times: Vec<&str> = report.timeline.iter().filter_map(|entry| entry.time.as_deref()).collect();
-    assert_eq!(times.len(), report.timeline.len(), "every entry has a local time");
+    let sources: Vec<bool> = report
+        .timeline
+        .iter()
+        .map(|entry| entry.file.ends_with(".pcap"))
+        .collect();
+    assert!(
+        sources.contains(&true) && sources.contains(&false),
+        "{sources:?}"
+    );
+    let times: Vec<&str> = report
+        .timeline
+        .iter()
+        .filter_map(|entry| entry.time.as_deref())
+        .collect();
+    assert_eq!(
+        times.len(),
+        report.timeline.len(),
+        "every entry has a local time"
+    );
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted);
-    assert!(times.iter().all(|time| !time.ends_with('Z')), "capture times shown in local time");
+    assert!(
+        times.iter().all(|time| !time.ends_with('Z')),
+        "capture times shown in local time"
+    );
 }
 
 #[test]
 fn two_sources_raise_confidence() {
-    let report = analyzer().analyze(&fixture("capture-dns_")).expect("fixture analyzes");
+    let report = analyzer()
+        .analyze(&fixture("capture-dns_"))
+        .expect("fixture analyzes");
     let root = &report.findings[0];
     assert_eq!(root.id, "dns-resolution-failed");
     assert_eq!(format!("{:?}", root.confidence), "High");
@@ -232,16 +259,32 @@ fn two_sources_raise_confidence() {
 
 #[test]
 fn capture_reveals_tls_inspection_issuer() {
-    let report = analyzer().analyze(&fixture("capture-tls-inspection_")).expect("fixture analyzes");
+    let report = analyzer()
+        .analyze(&fixture("capture-tls-inspection_"))
+        .expect("fixture analyzes");
     let root = &report.findings[0];
     assert_eq!(root.id, "tls-untrusted-certificate");
-    assert!(root.evidence.iter().any(|item| item.text.contains("Example TLS Inspection CA")), "{:?}", root.evidence);
-    assert!(report.findings.iter().all(|finding| finding.id != "unknown-update-error"));
+    assert!(
+        root.evidence
+            .iter()
+            .any(|item| item.text.contains("Example TLS Inspection CA")),
+        "{:?}",
+        root.evidence
+    );
+    assert!(report
+        .findings
+        .iter()
+        .all(|finding| finding.id != "unknown-update-error"));
 }
 
 #[test]
 fn winhttp_direct_fixture_explains_revocation() {
-    let report = analyzer().analyze(&fixture("winhttp-direct_")).expect("fixture analyzes");
+    let report = analyzer()
+        .analyze(&fixture("winhttp-direct_"))
+        .expect("fixture analyzes");
     assert_eq!(report.network.winhttp_proxy.as_deref(), Some("direct"));
-    assert!(report.findings.iter().any(|finding| finding.id == "winhttp-proxy-missing"));
+    assert!(report
+        .findings
+        .iter()
+        .any(|finding| finding.id == "winhttp-proxy-missing"));
 }

@@ -57,10 +57,32 @@ fn cut(text: &str) -> String {
     }
 }
 
+/// What the table shows besides the bundle rows.
+pub(super) struct Fleet<'a> {
+    /// The batch directory, which bundle paths are shown relative to.
+    pub root: &'a Path,
+    /// Whether identifiers are redacted, which hides the directory name.
+    pub redacted: bool,
+    pub skipped: u64,
+    /// Width to wrap cells to; `None` never wraps.
+    pub width: Option<u16>,
+}
+
 /// Renders the fleet summary and the bundle rows, which come in path order.
-pub(super) fn render(root: &Path, rows: &[Row], skipped: u64, width: Option<u16>) -> String {
+pub(super) fn render(fleet: &Fleet<'_>, rows: &[Row]) -> String {
+    let Fleet {
+        root,
+        redacted,
+        skipped,
+        width,
+    } = *fleet;
     let failed = rows.iter().filter(|row| row.error.is_some()).count();
-    let mut out = format!("Bundles under {}\n", printable(&root.display().to_string()));
+    let directory = if redacted {
+        "the directory (name redacted)".to_string()
+    } else {
+        printable(&root.display().to_string())
+    };
+    let mut out = format!("Bundles under {directory}\n");
     out.push_str(&format!("  Analyzed:       {}\n", rows.len() - failed));
     out.push_str(&format!("  Failed to read: {failed}\n"));
     out.push_str(&format!(
@@ -301,7 +323,14 @@ mod tests {
                 ..Row::default()
             },
         ];
-        let text = render(Path::new("/cases"), &rows, 3, Some(200));
+        let fleet = Fleet {
+            root: Path::new("/cases"),
+            redacted: false,
+            skipped: 3,
+            width: Some(200),
+        };
+        let text = render(&fleet, &rows);
+        assert!(text.starts_with("Bundles under /cases\n"), "{text}");
         assert!(text.contains("Analyzed:       3"), "{text}");
         assert!(text.contains("Failed to read: 1"), "{text}");
         assert!(text.contains("Skipped files:  3"), "{text}");
