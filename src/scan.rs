@@ -175,7 +175,7 @@ pub fn scan_text(
 
     let encoding = sniff_encoding(&buffer);
     // UTF-16 is decoded to UTF-8 as it streams, so memory stays bounded for
-    // it too and the loop below always sees UTF-8.
+    // it too and the loop below always receives UTF-8.
     let mut source: Box<dyn Read + '_> = if encoding == TextEncoding::Utf8 {
         Box::new(&mut limited)
     } else {

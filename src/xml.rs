@@ -7,6 +7,8 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use serde::{Deserialize, Serialize};
 
+use std::sync::LazyLock;
+
 use crate::redact::SecretMasker;
 
 /// Characters kept from one text node; longer values are cut.
@@ -261,6 +263,8 @@ pub struct PolicyXml {
     pub heartbeat_interval: Option<u64>,
 }
 
+static SHAPE_MASKER: LazyLock<SecretMasker> = LazyLock::new(|| SecretMasker::new(&[]));
+
 /// Reads `policy.xml`'s fields. Returns the settings and, separately, the
 /// proxy password so the caller can mask it wherever it appears. Every
 /// returned setting is masked too, because URL-valued ones such as the proxy
@@ -273,7 +277,13 @@ pub fn parse_policy(flat: &FlatXml) -> (PolicyXml, Option<String>) {
     let password = raw("proxy/password")
         .filter(|value| !value.is_empty())
         .map(str::to_string);
-    let masker = SecretMasker::new(password.as_slice());
+    // Building a masker compiles its patterns, so the one without a known
+    // secret is built once for all documents.
+    let with_password = password
+        .as_slice()
+        .first()
+        .map(|_| SecretMasker::new(password.as_slice()));
+    let masker = with_password.as_ref().unwrap_or(&SHAPE_MASKER);
     let text = |suffix: &str| raw(suffix).map(|value| masker.mask(value).into_owned());
     let flag =
         |suffix: &str| text(suffix).map(|value| !matches!(value.trim(), "0" | "false" | "no" | ""));

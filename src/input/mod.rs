@@ -213,7 +213,7 @@ impl Lister<'_> {
             _ => sevenz::list(self, io::Cursor::new(bytes.as_slice()), &prefix, depth + 1),
         };
         // The outer input is fine, so only the reason is kept: the error's
-        // own text names the outer file and asks to fetch it again.
+        // full text names the outer file and advises fetching it again.
         let reason = match result {
             Ok(()) => return Ok(()),
             Err(err @ Error::LimitExceeded { .. }) => return Err(err),
@@ -298,7 +298,7 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
 }
 
 /// Explains an input whose every member was skipped, from the warnings
-/// that say why.
+/// that give the reasons.
 fn nothing_readable(path: &Path, lister: Lister<'_>) -> Error {
     const SHOWN: usize = 5;
     let mut reasons = lister.warnings[..lister.warnings.len().min(SHOWN)].join("; ");

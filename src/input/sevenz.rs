@@ -151,7 +151,9 @@ impl BlockReader<'_, '_> {
         entry: &ArchiveEntry,
         stream: &mut dyn Read,
     ) -> std::result::Result<bool, sevenz_rust2::Error> {
-        if entry.is_directory() {
+        // The decoder also hands over the directories and empty files that
+        // sit between a block's files. Empty files are listed separately.
+        if entry.is_directory() || !entry.has_stream() {
             return Ok(true);
         }
         let path = member_path(self.prefix, entry);
@@ -161,8 +163,8 @@ impl BlockReader<'_, '_> {
         let mut bytes = Vec::with_capacity(HEAD_LEN);
         stream.take(HEAD_LEN as u64).read_to_end(&mut bytes)?;
         let is_archive = archive_magic(&bytes).is_some();
-        let wanted = is_archive || classify(&path, &bytes) != MemberKind::Other;
-        if !wanted {
+        let needed = is_archive || classify(&path, &bytes) != MemberKind::Other;
+        if !needed {
             if last_in_block {
                 // Nothing later in this block needs these bytes decoded.
                 return Ok(false);
@@ -287,15 +289,15 @@ fn describe(err: &sevenz_rust2::Error) -> String {
     use sevenz_rust2::Error as SevenZ;
     match err {
         SevenZ::Io(source, context) => {
-            let what = match source.kind() {
+            let problem = match source.kind() {
                 io::ErrorKind::UnexpectedEof => "the archive ends early",
                 io::ErrorKind::InvalidData | io::ErrorKind::Other => "corrupt compressed data",
                 _ => "read failed",
             };
             if context.is_empty() {
-                format!("{what} ({source})")
+                format!("{problem} ({source})")
             } else {
-                format!("{what} ({context}: {source})")
+                format!("{problem} ({context}: {source})")
             }
         }
         SevenZ::Other(text) => text.to_string(),

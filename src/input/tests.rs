@@ -76,7 +76,8 @@ fn nesting_depth_is_limited() {
         bytes = zip_bytes(&[(&format!("level{level}.zip"), &bytes)]);
     }
     let (_dir, path) = write_temp(&bytes, "deep.zip");
-    // Nothing but the skipped archive: the error says why nothing was read.
+    // Nothing but the skipped archive: the error explains why nothing was
+    // read.
     let err = list(&path, &Limits::default()).expect_err("nothing readable");
     assert!(matches!(err, Error::NotABundle { .. }), "{err}");
     assert!(err.to_string().contains("--max-depth"), "{err}");
@@ -265,4 +266,62 @@ fn members_read_the_same_from_file_and_memory() {
             assert_eq!(bytes, expected, "{}", entry.path);
         }
     }
+}
+
+#[test]
+fn solid_7z_with_empty_files_lists_each_member_once() {
+    let names = [
+        "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log",
+        "Program Files/Cisco/AMP/notes.txt",
+        "Program Files/Cisco/AMP/history.db",
+        "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log.1",
+        "Program Files/Cisco/AMP/local.xml",
+    ];
+    let contents: [&[u8]; 5] = [
+        b"(1, +0 ms) May 18 16:54:33 [1]: A::B: c\n",
+        b"",
+        &[7u8; 10_000],
+        b"",
+        b"<config/>",
+    ];
+    let mut writer = sevenz_rust2::ArchiveWriter::new(Cursor::new(Vec::new())).expect("7z writer");
+    // Empty files get no stream, as 7-Zip writes them; inside a solid block
+    // the decoder still hands them over between the files with data.
+    let entries = names
+        .iter()
+        .zip(contents)
+        .map(|(name, content)| {
+            let mut entry = sevenz_rust2::ArchiveEntry::new_file(name);
+            entry.has_stream = !content.is_empty();
+            entry
+        })
+        .collect();
+    let readers = contents
+        .iter()
+        .map(|content| sevenz_rust2::SourceReader::new(*content))
+        .collect();
+    writer
+        .push_archive_entries(entries, readers)
+        .expect("push solid block");
+    let bytes = writer.finish().expect("finish 7z").into_inner();
+    let (_dir, path) = write_temp(&bytes, "solid.7z");
+
+    let listing = list(&path, &Limits::default()).expect("listing");
+    let mut listed = paths(&listing);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log",
+            "Program Files/Cisco/AMP/8.1.7.21417/sfc.exe.log.1",
+            "Program Files/Cisco/AMP/local.xml",
+        ]
+    );
+    assert!(listing.warnings.is_empty(), "{:?}", listing.warnings);
+    let xml = listing
+        .entries
+        .iter()
+        .find(|entry| entry.path.ends_with("local.xml"))
+        .expect("local.xml listed");
+    assert_eq!(read_entry_bytes(xml, 1024).expect("read"), b"<config/>");
 }

@@ -148,13 +148,13 @@ pub(super) fn list(
         reason: format!("cannot open ZIP: {err}"),
     })?;
     if archive.has_duplicate_names() {
-        let shown = if prefix.is_empty() {
+        let archive_name = if prefix.is_empty() {
             "the archive"
         } else {
             prefix
         };
         lister.warnings.push(format!(
-            "{shown}: several entries share a name; only one entry of each name is read"
+            "{archive_name}: several entries share a name; only one entry of each name is read"
         ));
     }
 
