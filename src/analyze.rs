@@ -168,7 +168,7 @@ impl Analyzer {
             }
             if *kind == MemberKind::Capture {
                 counts.captures += 1;
-                self.read_capture(entry, &masker, &mut observations, &mut warnings);
+                self.read_capture(entry, &masker, &budget, &mut observations, &mut warnings);
             }
         }
 
@@ -257,16 +257,29 @@ impl Analyzer {
         &self,
         entry: &Entry,
         masker: &SecretMasker,
+        budget: &std::sync::atomic::AtomicU64,
         observations: &mut Vec<Observation>,
         warnings: &mut Vec<String>,
     ) {
-        let bytes = match input::read_entry_bytes(entry, self.limits.max_member_bytes) {
+        use std::sync::atomic::Ordering;
+        // A capture is read whole, so it counts against the same total as
+        // the scanned logs.
+        let remaining = budget.load(Ordering::Relaxed);
+        let cap = self.limits.max_member_bytes.min(remaining);
+        let bytes = match input::read_entry_bytes(entry, cap) {
             Ok(bytes) => bytes,
             Err(err) => {
-                warnings.push(format!("{}: capture unreadable: {err}", entry.path));
+                warnings.push(format!(
+                    "{}: capture skipped: {err} (limits: --max-member-bytes, --max-total-bytes)",
+                    entry.path
+                ));
                 return;
             }
         };
+        budget.store(
+            remaining.saturating_sub(bytes.len() as u64),
+            Ordering::Relaxed,
+        );
         let public_cas: Vec<String> = self
             .rules
             .public_ca
