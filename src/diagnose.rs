@@ -349,7 +349,7 @@ fn network_findings(
 }
 
 /// Reports sources that contradict the root cause: a proxy cause while a
-/// capture shows no traffic to the proxy, or a DNS cause while a transcript
+/// capture shows no traffic to the proxy, or a DNS cause while a capture
 /// shows the update server resolving.
 fn contradictions(
     candidates: &[Candidate<'_>],
