@@ -62,6 +62,16 @@ impl Analyzer {
             });
         }
 
+        let local_count = classified
+            .iter()
+            .filter(|(kind, _)| *kind == MemberKind::LocalXml)
+            .count();
+        if local_count > 1 {
+            warnings.push(format!(
+                "this input holds {local_count} local.xml files, so it may contain several endpoints' bundles: \
+                 the report merges them; analyze each bundle on its own"
+            ));
+        }
         let (local, local_file) = read_local(&classified, &mut warnings);
         let (policy, policy_file, password) = read_policy(&classified, &mut warnings);
         let secrets: Vec<String> = password.into_iter().collect();
@@ -161,7 +171,15 @@ impl Analyzer {
             if *kind == MemberKind::Transcript {
                 match input::read_entry_bytes(entry, MAX_XML_BYTES) {
                     Ok(bytes) => {
-                        network.merge(crate::network::parse_transcript(&entry.path, &bytes))
+                        let mut facts = crate::network::parse_transcript(&entry.path, &bytes);
+                        // `netsh` shows proxy credentials as written.
+                        facts.winhttp_proxy = facts
+                            .winhttp_proxy
+                            .map(|value| masker.mask(&value).into_owned());
+                        facts.winhttp_bypass = facts
+                            .winhttp_bypass
+                            .map(|value| masker.mask(&value).into_owned());
+                        network.merge(facts);
                     }
                     Err(err) => warnings.push(format!("{}: unreadable: {err}", entry.path)),
                 }
@@ -541,10 +559,10 @@ fn describe_missing(entries: &[Entry], warnings: &[String]) -> String {
     let found = match entries.len() {
         0 => "it holds no readable file".to_string(),
         1 => format!("it holds only {}", sample.join(", ")),
-        count => format!("it holds {count} files (such as {}) but", sample.join(", ")),
+        count => format!("it holds {count} files, such as {}", sample.join(", ")),
     };
     let mut reason = format!(
-        "{found} no sfc.exe.log, local.xml, policy.xml, network transcript or packet capture; \
+        "{found}, and no sfc.exe.log, local.xml, policy.xml, network transcript or packet capture; \
          a Secure Endpoint support bundle has Program Files/Cisco/AMP/local.xml and <version>/sfc.exe.log"
     );
     if let Some(first) = warnings.first() {

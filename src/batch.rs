@@ -166,11 +166,16 @@ pub fn run_batch(analyzer: &Analyzer, options: &BatchOptions<'_>) -> anyhow::Res
 }
 
 /// Builds the pool that analyzes bundles; `None` gives it one thread per core.
+/// Upper bound for `--jobs`.
+const MAX_JOBS: usize = 256;
+
 fn worker_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let mut builder =
         rayon::ThreadPoolBuilder::new().thread_name(|index| format!("tetra-triage-batch-{index}"));
     if let Some(jobs) = jobs {
-        builder = builder.num_threads(jobs);
+        // More threads than this only add memory and scheduling cost on
+        // any machine this runs on.
+        builder = builder.num_threads(jobs.min(MAX_JOBS));
     }
     builder.build().context("cannot start the worker threads")
 }

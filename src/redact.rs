@@ -36,8 +36,14 @@ impl SecretMasker {
                 "${1}********${3}",
             ),
             (
-                r#"(?i)(\b(?:password|passwd|pwd|proxy_?pass(?:word)?|secret)\b\s*(?:[=:]|\bis\b)\s*)("[^"]*"|'[^']*'|[^\s&;,]+)"#,
+                r#"(?i)((?:\b(?:password|passwd|pwd|pass|token|proxy_?pass(?:word)?|secret)\b|パスワード)["']?\s*(?:[=:]|\bis\b)\s*)("[^"]*"|'[^']*'|[^\s&;,"']+)"#,
                 "${1}********",
+            ),
+            (r"(?i)(\b(?:with|using) password\s+)(\S+)", "${1}********"),
+            // user:password@host without a scheme, as in curl's -x option.
+            (
+                r"(\b[\w.\\-]+:)([^@\s/:]+)(@[\w-]+(?:\.[\w-]+)+)",
+                "${1}********${3}",
             ),
         ];
         let patterns = patterns
@@ -386,6 +392,22 @@ mod tests {
         let masked = masker.mask("http://svc_amp:p@ss-in-URL-77@proxy.corp.example:8080/");
         assert!(!masked.contains("ss-in-URL-77"), "{masked}");
         assert!(masked.contains("@proxy.corp.example:8080"), "{masked}");
+    }
+
+    #[test]
+    fn masks_other_credential_shapes() {
+        let masker = SecretMasker::new(&[]);
+        for (text, secret) in [
+            (r#"{"password":"Hunter2x"}"#, "Hunter2x"),
+            ("proxy svc:Hunter2x@proxy.corp.example:8080", "Hunter2x"),
+            ("pass=Hunter2x token=Tok3nValue", "Hunter2x"),
+            ("token=Tok3nValue", "Tok3nValue"),
+            ("logon with password Hunter2x failed", "Hunter2x"),
+            ("パスワード=Hunter2x", "Hunter2x"),
+        ] {
+            let masked = masker.mask(text);
+            assert!(!masked.contains(secret), "{text} -> {masked}");
+        }
     }
 
     #[test]

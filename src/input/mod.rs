@@ -234,6 +234,14 @@ pub fn list(path: &Path, limits: &Limits) -> Result<Listing> {
         source,
     };
     let metadata = std::fs::metadata(path).map_err(io_error)?;
+    // A FIFO or device would block or never end; only files and folders
+    // are bundles.
+    if !metadata.is_file() && !metadata.is_dir() {
+        return Err(Error::NotABundle {
+            path: path.to_path_buf(),
+            reason: "not a regular file or directory".to_string(),
+        });
+    }
     let mut lister = Lister {
         input: path,
         limits,

@@ -319,6 +319,12 @@ fn merge_by_key<T>(base: &mut Vec<T>, extra: Vec<T>, key: impl Fn(&T) -> String)
 pub fn load(extra_files: &[std::path::PathBuf]) -> Result<RuleSet> {
     let mut rules = RuleSet::builtin()?;
     for path in extra_files {
+        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            return Err(Error::Rules {
+                path: path.clone(),
+                reason: "not a regular file".to_string(),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.clone(),
             source,

@@ -8,7 +8,13 @@ const TIMELINE_SHOWN: usize = 15;
 
 /// Escapes text for a Markdown table cell or inline code.
 fn cell(text: &str) -> String {
-    printable(text).replace('|', "\\|").replace('`', "'")
+    // Angle brackets are escaped so bundle text cannot inject HTML into a
+    // rendered case note.
+    printable(text)
+        .replace('|', "\\|")
+        .replace('`', "'")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Renders one report as a case note.
