@@ -9,6 +9,12 @@ fn run(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Runs `analyze --format json` on a path and parses its output.
+fn analyze_json(path: &std::path::Path) -> serde_json::Value {
+    let output = run(&["analyze", "--format", "json", &path.display().to_string()]);
+    serde_json::from_slice(&output.stdout).expect("valid JSON")
+}
+
 fn fixtures() -> Vec<String> {
     let mut paths: Vec<String> = std::fs::read_dir("fixtures/bundles")
         .expect("fixtures/bundles exists")
@@ -206,13 +212,7 @@ fn winhttp_direct_explains_revocation_failure() {
         dir.path(),
         "Current WinHTTP proxy settings:\r\n\r\n    Direct access (no proxy server).\r\n",
     );
-    let output = run(&[
-        "analyze",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let value = analyze_json(dir.path());
     assert_eq!(value["root_cause"], "tls-revocation-check-failed");
     assert_eq!(value["network"]["winhttp_proxy"], "direct");
     let findings = value["findings"].as_array().expect("findings");
@@ -230,13 +230,7 @@ fn winhttp_direct_explains_revocation_failure() {
 fn winhttp_proxy_set_gives_no_finding() {
     let dir = tempfile::tempdir().expect("temp dir");
     winhttp_bundle(dir.path(), "Current WinHTTP proxy settings:\n\n    Proxy Server(s) :  proxy.corp.example:8080\n    Bypass List     :  (none)\n");
-    let output = run(&[
-        "analyze",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let value = analyze_json(dir.path());
     assert_eq!(value["network"]["winhttp_proxy"], "proxy.corp.example:8080");
     let findings = value["findings"].as_array().expect("findings");
     assert!(findings.iter().all(|f| f["id"] != "winhttp-proxy-missing"));
@@ -292,13 +286,7 @@ fn lasterror_bundle_with_capture(dir: &std::path::Path, capture: &str) {
 fn capture_without_proxy_traffic_contradicts_proxy_cause() {
     let dir = tempfile::tempdir().expect("temp dir");
     lasterror_bundle_with_capture(dir.path(), "tcp-refused.pcap");
-    let output = run(&[
-        "analyze",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let value = analyze_json(dir.path());
     assert_eq!(value["root_cause"], "proxy-auth-failed");
     let findings = value["findings"].as_array().expect("findings");
     let contradiction = findings
@@ -314,13 +302,7 @@ fn capture_without_proxy_traffic_contradicts_proxy_cause() {
 fn capture_with_proxy_407_agrees_with_lasterror() {
     let dir = tempfile::tempdir().expect("temp dir");
     lasterror_bundle_with_capture(dir.path(), "proxy-407.pcap");
-    let output = run(&[
-        "analyze",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let value = analyze_json(dir.path());
     assert_eq!(value["root_cause"], "proxy-auth-failed");
     let findings = value["findings"].as_array().expect("findings");
     assert_eq!(findings[0]["confidence"], "high");
