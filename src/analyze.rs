@@ -465,7 +465,7 @@ fn log_observations(
 }
 
 /// Returns every version folder under `AMP/`, newest first, whether or not
-/// it holds logs.
+/// it contains logs.
 fn versions_found(classified: &[(MemberKind, &Entry)]) -> Vec<String> {
     let mut versions: Vec<ConnectorVersion> = classified
         .iter()

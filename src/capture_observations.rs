@@ -84,7 +84,7 @@ fn names_update_or_revocation_host(text: &str) -> bool {
 }
 
 /// Returns whether a certificate event shows a Cisco server's certificate
-/// from an issuer that is none of the public CAs Cisco uses.
+/// from an issuer that is not one of the public CAs Cisco uses.
 fn is_inspected_cisco_certificate(text: &str, public_cas: &[String]) -> bool {
     let lower = text.to_ascii_lowercase();
     let Some((subject, issuer)) = lower.split_once(" issuer ") else {

@@ -94,7 +94,7 @@ pub struct Inputs<'a> {
     pub policy_file: Option<String>,
     pub running: Option<String>,
     pub versions_found: Vec<String>,
-    /// Log files, newest first, with whether each holds debug lines.
+    /// Log files, newest first, each with whether it contains debug lines.
     pub log_files: Vec<(LogFile, bool)>,
     pub year_source: Option<String>,
     pub utc_offset_minutes: Option<i64>,
@@ -472,9 +472,9 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
     if !failures.is_empty() || obs.event != Some(EventKind::Failure) {
         return failures;
     }
-    // A known cause close in time explains the line, from any source once
-    // capture times are local; without times, only nearby lines of the same
-    // file do.
+    // A known-cause line close in time explains this line, from any source
+    // once capture times are local. Without times, only nearby lines of the
+    // same file explain it.
     let explained = all.iter().any(|other| {
         !other.causes.is_empty()
             && match (other.time, obs.time) {
@@ -497,7 +497,7 @@ fn failure_causes(obs: &Observation, all: &[Observation], rules: &RuleSet) -> Ve
     }
 }
 
-/// Whether `local.xml` records a successful update at or after its last
+/// Returns whether `local.xml` records a successful update at or after its last
 /// check, which makes a non-zero `lasterror` a leftover.
 // NOTE: the meaning of lastupdate, lastsuccesstime and lastupdatechecked is
 // inferred from their names; no public document defines them.

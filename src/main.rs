@@ -39,7 +39,7 @@ enum Command {
     /// Analyze bundles (ZIP or 7z, whatever the extension), unpacked bundle
     /// directories, or loose logs, XML files and command transcripts.
     Analyze(AnalyzeArgs),
-    /// List the root causes, error codes and signals the analysis knows.
+    /// List the root causes, error codes and signals the analysis uses.
     Rules(RulesArgs),
     /// Analyze every bundle under a directory in parallel and summarize the
     /// fleet: root causes, definition versions and update age per bundle.

@@ -24,7 +24,7 @@ pub struct Report {
     pub proxy: Option<ProxySettings>,
     pub policy: Option<PolicySummary>,
     pub logs: LogSummary,
-    /// Settings and answers read from attached command output.
+    /// Settings and DNS results read from attached command output.
     pub network: crate::network::NetworkFacts,
     pub findings: Vec<Finding>,
     pub timeline: Vec<TimelineEntry>,
@@ -81,9 +81,9 @@ pub struct PolicySummary {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogSummary {
     pub files: Vec<LogFile>,
-    /// Whether any running connector log holds debug-level lines.
+    /// Whether any running connector log contains debug-level lines.
     pub debug: bool,
-    /// Where the year of log timestamps came from.
+    /// The source of the log timestamps' year.
     pub year_source: Option<String>,
     /// The endpoint's estimated offset from UTC in minutes, used to show
     /// capture times in local time; `None` leaves them in UTC.

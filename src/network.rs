@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::decode_document;
 
-/// What the attached command output says about the endpoint's network.
+/// Network settings and DNS results from the attached command output.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkFacts {
     /// The WinHTTP proxy that LocalSystem services (the connector's CRL and
     /// OCSP fetches) use: `direct`, or the proxy list as shown.
     pub winhttp_proxy: Option<String>,
     pub winhttp_bypass: Option<String>,
-    /// Where the WinHTTP setting was read, as `file:line`.
+    /// The location of the WinHTTP setting, as `file:line`.
     pub winhttp_source: Option<String>,
     /// DNS servers listed by `ipconfig /all`.
     pub dns_servers: Vec<String>,

@@ -153,7 +153,7 @@ impl PendingText {
     }
 }
 
-/// What `local.xml` says about the connector and its definitions.
+/// The connector and definition fields of `local.xml`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LocalXml {
     pub connector_guid: Option<String>,
@@ -243,7 +243,7 @@ impl ProxySettings {
     }
 }
 
-/// What `policy.xml` says about updates, proxy, TLS checks and logging.
+/// The update, proxy, TLS and logging settings of `policy.xml`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PolicyXml {
     pub policy_name: Option<String>,
